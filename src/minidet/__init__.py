@@ -1,0 +1,40 @@
+"""minidet: find and measure synaptic events with a deep-learning classifier.
+
+The public API is imported lazily so that ``import minidet`` stays light (no torch until a
+model is needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_API = {
+    "Recording": "minidet.recording:Recording",
+    "load": "minidet.io:load",
+    "describe": "minidet.io:describe",
+    "errors": "minidet.errors:",
+    "load_model": "minidet.model:load_model",
+    "predict": "minidet.detect.predict:predict",
+    "detect": "minidet.detect.pipeline:detect",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'minidet' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
