@@ -1,0 +1,118 @@
+"""NumPy ``.npy`` arrays and text tables (.csv, .txt, .tsv, .dat with numbers).
+
+A text table has one column (samples; give the sampling rate) or two (time in s, value); a
+header line is allowed. A 2-D ``.npy`` array of shape (n, 2) is read as time and value, any
+other 2-D array as sweeps x samples. Arrays are never unpickled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CorruptFileError, EmptyTraceError
+from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource
+
+NPY_EXTENSIONS = (".npy",)
+TEXT_EXTENSIONS = (".csv", ".txt", ".tsv", ".asc")
+
+
+def _rate_from_time(time: np.ndarray, path: str) -> float:
+    steps = np.diff(time)
+    if steps.size == 0 or not np.all(np.isfinite(steps)) or np.any(steps <= 0):
+        raise CorruptFileError(f"the time column of {path} does not increase steadily")
+    dt = float(np.median(steps))
+    if np.max(np.abs(steps - dt)) > 1e-3 * dt + 1e-12:
+        raise CorruptFileError(f"the time column of {path} is not evenly spaced (median step {dt:g} s)")
+    return 1.0 / dt
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError as exc:
+        raise CorruptFileError(f"{path} is not a plain numeric .npy array ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise CorruptFileError(f"{path} is truncated or damaged: {exc}") from None
+
+
+def _load_text(path: str) -> tuple[np.ndarray, list[str] | None]:
+    import pandas as pd
+
+    with open(path, "r", errors="replace") as fh:
+        first = fh.readline()
+    sep = "\t" if "\t" in first else ("," if "," in first else (";" if ";" in first else r"\s+"))
+    try:
+        float(first.replace(",", " ").replace(";", " ").split()[0])
+        header = None
+    except (ValueError, IndexError):
+        header = 0
+    try:
+        frame = pd.read_csv(path, sep=sep, header=header, engine="c" if sep != r"\s+" else "python")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not a table of numbers: {exc}") from None
+    if frame.empty:
+        raise EmptyTraceError(f"{path} holds no samples")
+    try:
+        values = frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise CorruptFileError(f"{path} holds text where numbers should be: {exc}") from None
+    names = [str(c) for c in frame.columns] if header == 0 else None
+    return values, names
+
+
+def _source_from_array(values: np.ndarray, names: list[str] | None, path: str, fmt: str) -> SweepSource:
+    if values.ndim == 1:
+        data, rate, channel = values[np.newaxis, :], None, "0"
+    elif values.ndim == 2 and values.shape[1] == 1:
+        data, rate, channel = values[:, 0][np.newaxis, :], None, names[0] if names else "0"
+    elif values.ndim == 2 and values.shape[1] == 2:
+        rate = _rate_from_time(np.asarray(values[:, 0], dtype=np.float64), path)
+        data, channel = values[:, 1][np.newaxis, :], names[1] if names else "1"
+    elif values.ndim == 2 and fmt == "npy":
+        data, rate, channel = values, None, "0"
+    else:
+        raise CorruptFileError(
+            f"{path} has shape {values.shape}: expected one column (samples) or two (time in s, value)"
+        )
+    return SweepSource(
+        n_sweeps=int(data.shape[0]),
+        read_sweep=lambda i: np.asarray(data[i], dtype=np.float64),
+        sampling_rate=rate,
+        unit=None,
+        channel=channel,
+        file_format=fmt,
+    )
+
+
+def open_npy(path: str, options: ReadOptions) -> SweepSource:
+    return _source_from_array(_load_npy(path), None, path, "npy")
+
+
+def open_text(path: str, options: ReadOptions) -> SweepSource:
+    values, names = _load_text(path)
+    return _source_from_array(values, names, path, "text")
+
+
+def _describe(source: SweepSource, path: str, label: str) -> FileInfo:
+    length = int(source.read_sweep(0).size)
+    rate = source.sampling_rate
+    notes = [] if rate else ["no time column: give --sampling-rate"]
+    notes.append("no unit stored: give --unit")
+    return FileInfo(
+        path=path,
+        file_format=label,
+        channels=[ChannelInfo(0, source.channel, None)],
+        n_sweeps=source.n_sweeps,
+        sweep_length_samples=length,
+        sampling_rate=rate,
+        duration_s=(source.n_sweeps * length / rate) if rate else None,
+        notes=notes,
+    )
+
+
+def describe_npy(path: str, options: ReadOptions) -> FileInfo:
+    return _describe(open_npy(path, options), path, "NumPy array (.npy)")
+
+
+def describe_text(path: str, options: ReadOptions) -> FileInfo:
+    return _describe(open_text(path, options), path, "text table")
