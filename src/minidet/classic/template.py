@@ -137,7 +137,7 @@ def clements_bekkers(
         seg = x[start:stop + m - 1]
         mu = seg.mean()
         d = seg - mu
-        sed = signal.fftconvolve(d, reversed_e, mode="valid")
+        sed = signal.oaconvolve(d, reversed_e, mode="valid")
         c1 = np.concatenate(([0.0], np.cumsum(d)))
         c2 = np.concatenate(([0.0], np.cumsum(d * d)))
         sd = c1[m:] - c1[:-m]
