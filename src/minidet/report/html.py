@@ -1,0 +1,143 @@
+"""``report.html``: one self-contained page with the figures, the summary and the settings.
+
+The PNGs are embedded (base64), so the page can be mailed or moved on its own; the links to
+the CSV/HDF5/NWB files are relative and work while the page sits in its results folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from .writers import atomic_write, jsonable, recording_info, recording_name, summary_row
+
+__all__ = ["REPORT_HTML", "write_html_report"]
+
+REPORT_HTML = "report.html"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2em auto;
+       max-width: 1400px; padding: 0 1.5em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 1.8em;
+     border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+p.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; font-size: .92em; }
+td, th { padding: .25em .8em; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f5f5f5; }
+.grid { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; }
+code { background: #f5f5f5; padding: 0 .3em; }
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(jsonable(value))
+    return str(value)
+
+
+def _table(rows: Iterable[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
+    out = ["<table>"]
+    if any(header):
+        out.append(f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>")
+    for key, value in rows:
+        num = isinstance(value, (int, float)) and not isinstance(value, bool)
+        cls = ' class="num"' if num else ""
+        out.append(f"<tr><td>{html.escape(str(key))}</td><td{cls}>{html.escape(_fmt(value))}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+_CAPTIONS = {
+    "trace.png": "The trace with the detected events (red circles; grey crosses: excluded by hand) "
+                 "above the model's event probability and the detection threshold.",
+    "events.png": "Every kept event, baseline subtracted and aligned on its detection point, with their average.",
+    "histograms.png": "Distributions of amplitude, 10-90 % rise time, half decay time and inter-event interval.",
+}
+
+
+def write_html_report(
+    result: Any,
+    path: str | Path,
+    *,
+    images: dict[str, Path] | None = None,
+    files: Iterable[str] = (),
+) -> Path:
+    """Write a self-contained HTML report next to the other result files.
+
+    ``images`` maps file names (``trace.png`` ...) to PNG paths to embed; ``files`` are result
+    file names (relative to the report) to link.
+    """
+    from .. import __version__
+
+    rec = result.recording
+    name = recording_name(rec)
+    info = recording_info(rec)
+    summary = jsonable(summary_row(result))
+    settings = jsonable(result.settings.to_dict() if hasattr(result.settings, "to_dict") else {})
+    model = jsonable(dict(getattr(result, "model_metadata", None) or {}))
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>minidet: {html.escape(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>minidet report: {html.escape(name)}</h1>",
+        f'<p class="meta">{html.escape(str(rec.source or "recording in memory"))} · channel '
+        f"{html.escape(str(rec.channel))} · {rec.sampling_rate:g} Hz · {rec.duration_s:.4g} s · "
+        f"unit {html.escape(str(rec.unit))} · {rec.n_sweeps} sweep(s)<br>"
+        f"minidet {html.escape(__version__)}, {created}</p>",
+    ]
+    count = summary.get("count") or 0
+    if not count:
+        parts.append("<p><strong>No events were found.</strong> Check the event direction, the threshold and "
+                     "the window size (see the settings below).</p>")
+    parts += ["<h2>Summary</h2>", _table(summary.items(), ("measure", "value"))]
+    if images:
+        parts.append("<h2>Figures</h2>")
+        order = [n for n in ("trace.png", "events.png", "histograms.png") if n in images]
+        order += [n for n in images if n not in order]
+        parts.append(_img(Path(images[order[0]]), _CAPTIONS.get(order[0], order[0])))
+        parts.append('<div class="grid">')
+        parts += [_img(Path(images[n]), _CAPTIONS.get(n, n)) for n in order[1:]]
+        parts.append("</div>")
+    excluded = result.events_all.index[result.events_all["excluded"].to_numpy(bool)].tolist() \
+        if "excluded" in result.events_all and len(result.events_all) else []
+    if excluded:
+        parts.append(f"<p>Excluded by hand (event numbers, as in events.csv): {html.escape(', '.join(map(str, excluded)))}</p>")
+    parts += ["<h2>Detection settings</h2>", _table(settings.items(), ("setting", "value"))]
+    if model:
+        parts += ["<h2>Model</h2>", _table(model.items(), ("field", "value"))]
+    rec_rows = [(k, v) for k, v in info.items() if k != "metadata"] + list((info.get("metadata") or {}).items())
+    parts += ["<h2>Recording</h2>", _table(rec_rows, ("field", "value"))]
+    files = list(files)
+    if files:
+        parts.append("<h2>Files</h2><ul>")
+        parts += [f'<li><a href="{html.escape(f)}"><code>{html.escape(f)}</code></a></li>' for f in files]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    with atomic_write(path) as handle:
+        handle.write("\n".join(parts))
+    return Path(path)
