@@ -1,0 +1,550 @@
+"""``detect``: recording -> prediction -> event positions -> measurements, in one call,
+and :class:`DetectionResult`, the one object every report, file writer and plot reads.
+
+The events live in one table (:attr:`DetectionResult.events_all`); removing events by
+hand sets its ``excluded`` column in a new result, and every statistic is computed from
+the kept rows when asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..measure.kinetics import MeasureSettings, measure_events
+from ..measure.summary import average_mask, average_waveform, cut_waveforms, fit_decay_tau, non_overlapping, summarize
+from ..recording import Recording
+from .locate import LocateSettings, _check_hann_size, direction_sign, locate_events
+
+__all__ = ["DetectSettings", "DetectionResult", "EVENT_COLUMNS", "detect", "empty_events"]
+
+log = logging.getLogger(__name__)
+
+#: columns of :attr:`DetectionResult.events_all`, in order
+EVENT_COLUMNS = (
+    "sample",
+    "time_s",
+    "score",
+    "onset_sample",
+    "onset_time_s",
+    "peak_sample",
+    "peak_time_s",
+    "baseline",
+    "amplitude",
+    "rise_time_s",
+    "half_decay_s",
+    "half_width_s",
+    "charge",
+    "overlapping",
+    "excluded",
+)
+
+_INT_COLUMNS = ("sample", "onset_sample", "peak_sample")
+_BOOL_COLUMNS = ("overlapping", "excluded")
+
+# model metadata keys that supply defaults for DetectSettings fields
+_METADATA_KEYS = {
+    "window_size": ("window_size",),
+    "threshold": ("threshold", "model_threshold"),
+    "event_direction": ("event_direction",),
+    "training_direction": ("training_direction",),
+    "convolve_win": ("convolve_win",),
+    "gradient_convolve_win": ("gradient_convolve_win",),
+    "stride": ("stride",),
+    "resample": ("resample", "resample_to_600"),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Every setting of :func:`detect`, validated in one place.
+
+    Parameters
+    ----------
+    model
+        Short name of a bundled model or a model file path.
+    window_size
+        Model window in samples of the recording (>= 30).
+    stride
+        Samples between successive model windows (1 .. window_size); ``None`` ->
+        ``round(window_size / 30)`` as miniML.
+    threshold
+        Minimum prediction peak, in (0, 1); ``None`` -> the model's (0.5 if it has none).
+    event_direction
+        ``"negative"`` or ``"positive"``: the events' direction in the recording.
+    training_direction
+        Direction of the events the model was trained on; ``None`` -> the model's.
+    resample
+        Resample so that ``window_size`` becomes the model's 600 samples (miniML's
+        ``resample_to_600``).
+    convolve_win
+        Hann window (samples) of the analysis filter; 0 -> Butterworth low-pass at
+        ``sampling_rate / filter_factor``.
+    gradient_convolve_win
+        Hann window smoothing the derivative; 0 = none; ``None`` -> ``2 * convolve_win``.
+    filter_factor
+        Low-pass cut-off divisor, only with ``convolve_win == 0`` (> 3).
+    rel_prom_cutoff
+        Relative prominence (0, 1] for a second steepest rise in one region to count as
+        an overlapping event.
+    peak_w
+        Minimum prediction peak width in prediction steps (>= 1).
+    batch_size
+        Windows per forward pass (>= 1).
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    """
+
+    model: str = "gc"
+    window_size: int = 600
+    stride: int | None = None
+    threshold: float | None = None
+    event_direction: str = "negative"
+    training_direction: str | None = None
+    resample: bool = True
+    convolve_win: int = 20
+    gradient_convolve_win: int | None = None
+    filter_factor: float = 20.0
+    rel_prom_cutoff: float = 0.25
+    peak_w: int = 5
+    batch_size: int = 512
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ParameterError(f"model must be a model name or file path, got {self.model!r}")
+        if not _is_int(self.window_size) or self.window_size < 30:
+            raise ParameterError(f"window_size must be an integer >= 30 samples, got {self.window_size!r}")
+        if self.stride is not None and (not _is_int(self.stride) or not 1 <= self.stride <= self.window_size):
+            raise ParameterError(
+                f"stride must be an integer from 1 to window_size ({self.window_size}) samples or None, got {self.stride!r}"
+            )
+        if self.threshold is not None and not (
+            isinstance(self.threshold, (int, float, np.floating)) and not isinstance(self.threshold, bool) and 0 < self.threshold < 1
+        ):
+            raise ParameterError(f"threshold must be a number in (0, 1) or None, got {self.threshold!r}")
+        direction_sign(self.event_direction)
+        if self.training_direction is not None and self.training_direction not in ("negative", "positive"):
+            raise ParameterError(
+                f"training_direction must be 'negative', 'positive' or None, got {self.training_direction!r}"
+            )
+        if not isinstance(self.resample, (bool, np.bool_)):
+            raise ParameterError(f"resample must be True or False, got {self.resample!r}")
+        _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
+        if self.gradient_convolve_win is not None:
+            _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
+        if not (isinstance(self.filter_factor, (int, float)) and not isinstance(self.filter_factor, bool)
+                and math.isfinite(self.filter_factor) and self.filter_factor > 3):
+            raise ParameterError(f"filter_factor must be a number > 3, got {self.filter_factor!r}")
+        if not (isinstance(self.rel_prom_cutoff, (int, float)) and not isinstance(self.rel_prom_cutoff, bool)
+                and 0 < self.rel_prom_cutoff <= 1):
+            raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
+        if not _is_int(self.peak_w) or self.peak_w < 1:
+            raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def stride_samples(self) -> int:
+        """The stride in samples of the recording (resolved default)."""
+        return int(self.stride) if self.stride is not None else max(1, round(self.window_size / 30))
+
+    @property
+    def prediction_step(self) -> float:
+        """Samples of the recording between prediction values before interpolation:
+        the stride after resampling to 600-sample windows, mapped back (miniML)."""
+        factor = 600 / self.window_size if self.resample else 1.0
+        return max(1, round(self.stride_samples * factor)) / factor
+
+    def locate_settings(self) -> LocateSettings:
+        return LocateSettings(
+            window_size=int(self.window_size),
+            threshold=float(self.threshold if self.threshold is not None else 0.5),
+            peak_w=int(self.peak_w),
+            stride=self.prediction_step,
+            convolve_win=int(self.convolve_win),
+            gradient_convolve_win=self.gradient_convolve_win,
+            filter_factor=float(self.filter_factor),
+            rel_prom_cutoff=float(self.rel_prom_cutoff),
+            event_direction=self.event_direction,
+        )
+
+    def measure_settings(self) -> MeasureSettings:
+        return MeasureSettings(
+            window_size=int(self.window_size),
+            convolve_win=int(self.convolve_win),
+            filter_factor=float(self.filter_factor),
+            event_direction=self.event_direction,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _metadata_dict(model: Any) -> dict[str, Any]:
+    meta = getattr(model, "metadata", None)
+    if meta is None:
+        return {}
+    if isinstance(meta, dict):
+        return dict(meta)
+    if dataclasses.is_dataclass(meta):
+        return asdict(meta)
+    to_dict = getattr(meta, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return dict(vars(meta))
+
+
+def resolve_settings(
+    settings: DetectSettings | None, metadata: dict[str, Any], overrides: dict[str, Any], model_name: str | None
+) -> DetectSettings:
+    """Settings actually used: defaults < model metadata < ``settings`` < ``overrides``.
+
+    Without ``settings`` the model's metadata supplies window size, threshold,
+    directions, stride, resampling and filter windows; with ``settings`` its values are
+    taken as given and the metadata only fills what it leaves ``None``. The result has
+    ``threshold``, ``training_direction``, ``stride`` and ``gradient_convolve_win``
+    filled in.
+    """
+    names = DetectSettings.field_names()
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ParameterError(f"unknown setting(s) {unknown}; allowed: {', '.join(names)}")
+    values: dict[str, Any] = {}
+    meta_values: dict[str, Any] = {}
+    for name, keys in _METADATA_KEYS.items():
+        for key in keys:
+            if metadata.get(key) is not None:
+                meta_values[name] = metadata[key]
+                break
+    if settings is None:
+        values.update(meta_values)
+        if model_name is not None:
+            values["model"] = model_name
+    else:
+        values.update(settings.to_dict())
+        for name in ("threshold", "training_direction", "stride", "gradient_convolve_win"):
+            if values.get(name) is None and name in meta_values:
+                values[name] = meta_values[name]
+    values.update(overrides)
+    # metadata may carry numpy / float types for integer fields
+    for name in ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "batch_size"):
+        v = values.get(name)
+        if isinstance(v, (float, np.floating, np.integer)) and not isinstance(v, bool) and float(v).is_integer():
+            values[name] = int(v)
+    base = DetectSettings(**{k: v for k, v in values.items() if k in names})
+    filled = {
+        "threshold": base.threshold if base.threshold is not None else 0.5,
+        "training_direction": base.training_direction or "negative",
+        "stride": base.stride_samples,
+        "gradient_convolve_win": (
+            base.gradient_convolve_win if base.gradient_convolve_win is not None else 2 * base.convolve_win
+        ),
+    }
+    return dataclasses.replace(base, **filled)
+
+
+def empty_events() -> pd.DataFrame:
+    """An events table with no rows and the right columns and dtypes."""
+    data: dict[str, Any] = {}
+    for col in EVENT_COLUMNS:
+        if col in _INT_COLUMNS:
+            data[col] = np.zeros(0, np.int64)
+        elif col in _BOOL_COLUMNS:
+            data[col] = np.zeros(0, bool)
+        else:
+            data[col] = np.zeros(0, np.float64)
+    return pd.DataFrame(data, columns=list(EVENT_COLUMNS))
+
+
+def _events_table(recording: Recording, positions: np.ndarray, scores: np.ndarray, kinetics: pd.DataFrame,
+                  window_size: int) -> pd.DataFrame:
+    fs = recording.sampling_rate
+    if positions.size == 0:
+        return empty_events()
+
+    def times(samples: np.ndarray) -> np.ndarray:
+        s = np.asarray(samples, dtype=np.float64)
+        return np.where(s >= 0, s / fs, np.nan)
+
+    table = pd.DataFrame(
+        {
+            "sample": positions.astype(np.int64),
+            "time_s": positions / fs,
+            "score": scores.astype(np.float64),
+            "onset_sample": kinetics["onset_sample"].to_numpy(np.int64),
+            "onset_time_s": times(kinetics["onset_sample"].to_numpy()),
+            "peak_sample": kinetics["peak_sample"].to_numpy(np.int64),
+            "peak_time_s": times(kinetics["peak_sample"].to_numpy()),
+            "baseline": kinetics["baseline"].to_numpy(np.float64),
+            "amplitude": kinetics["amplitude"].to_numpy(np.float64),
+            "rise_time_s": kinetics["rise_time_s"].to_numpy(np.float64),
+            "half_decay_s": kinetics["half_decay_s"].to_numpy(np.float64),
+            "half_width_s": kinetics["half_width_s"].to_numpy(np.float64),
+            "charge": kinetics["charge"].to_numpy(np.float64),
+            "overlapping": ~non_overlapping(positions, window_size),
+            "excluded": np.zeros(positions.size, bool),
+        },
+        columns=list(EVENT_COLUMNS),
+    )
+    return table
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionResult:
+    """Events found in one recording, their measurements, and how they were found.
+
+    Attributes
+    ----------
+    recording
+        The analysed recording.
+    settings
+        The settings actually used (model defaults filled in).
+    model_metadata
+        The model's metadata (name, window size, threshold, ...).
+    prediction
+        Model scores on the recording's sample grid (index = start of a model window;
+        about one window shorter than the recording, as miniML's), or ``None``.
+    events_all
+        One row per detected event, columns :data:`EVENT_COLUMNS`, index 0..n-1; rows
+        removed by hand have ``excluded`` True.
+    info
+        Intermediate values worth reporting (``gradient_threshold`` in unit/s,
+        ``n_regions`` prediction peaks above threshold).
+    """
+
+    recording: Recording
+    settings: DetectSettings
+    model_metadata: dict = field(default_factory=dict)
+    prediction: np.ndarray | None = None
+    events_all: pd.DataFrame = field(default_factory=empty_events)
+    info: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def events(self) -> pd.DataFrame:
+        """The kept events (``events_all`` without excluded rows; index = position in events_all)."""
+        return self.events_all[~self.events_all["excluded"].to_numpy(bool)]
+
+    @property
+    def count(self) -> int:
+        return int((~self.events_all["excluded"].to_numpy(bool)).sum())
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """Statistics of the kept events: ``count``, ``duration_s``, ``frequency_hz``,
+        ``<measure>_<mean|median|sd|cv>`` for amplitude, rise_time_s, half_decay_s,
+        half_width_s, charge, score and interval_s, ``tau_decay_s`` of the average
+        event, ``n_average`` (events in it) and ``unit``."""
+        kept = self.events
+        mask = average_mask(kept["sample"].to_numpy(), self.settings.window_size)
+        _, avg = self.average_event()
+        tau = fit_decay_tau(
+            avg,
+            self.recording.sampling_rate,
+            self.settings.window_size,
+            int(mask.sum()),
+            direction_sign(self.settings.event_direction),
+        ) if len(kept) else math.nan
+        out = summarize(kept, self.recording.duration_s, tau_decay_s=tau, n_average=int(mask.sum()))
+        out["unit"] = self.recording.unit
+        return out
+
+    # ------------------------------------------------------------------ editing
+    def _check_indices(self, indices: Iterable[int]) -> np.ndarray:
+        idx = np.asarray(list(indices) if not isinstance(indices, (int, np.integer)) else [indices])
+        if idx.size == 0:
+            return idx.astype(np.int64)
+        if idx.dtype == bool or not np.issubdtype(idx.dtype, np.integer):
+            raise ParameterError(f"event indices must be integers, got {idx.tolist()!r}")
+        n = len(self.events_all)
+        bad = idx[(idx < 0) | (idx >= n)]
+        if bad.size:
+            raise ParameterError(f"event indices {bad.tolist()} do not exist; allowed 0 to {n - 1}")
+        return idx.astype(np.int64)
+
+    def _with_excluded(self, idx: np.ndarray, value: bool) -> "DetectionResult":
+        table = self.events_all.copy()
+        excluded = table["excluded"].to_numpy(bool).copy()
+        excluded[idx] = value
+        table["excluded"] = excluded
+        # overlap is judged among the kept events (an excluded false positive no longer
+        # makes its neighbour overlapping); excluded rows keep their last value
+        kept = ~excluded
+        overlapping = table["overlapping"].to_numpy(bool).copy()
+        overlapping[kept] = ~non_overlapping(table["sample"].to_numpy()[kept], self.settings.window_size)
+        table["overlapping"] = overlapping
+        return dataclasses.replace(self, events_all=table)
+
+    def exclude(self, indices: Iterable[int] | int) -> "DetectionResult":
+        """A new result with events ``indices`` (positions in ``events_all``) excluded."""
+        return self._with_excluded(self._check_indices(indices), True)
+
+    def restore(self, indices: Iterable[int] | int) -> "DetectionResult":
+        """A new result with events ``indices`` (positions in ``events_all``) kept again."""
+        return self._with_excluded(self._check_indices(indices), False)
+
+    # ------------------------------------------------------------------ waveforms
+    def _default_window(self) -> tuple[int, int]:
+        pre = int(self.settings.window_size) // 3
+        return pre, int(self.settings.window_size) + pre
+
+    def waveforms(self, pre_s: float | None = None, post_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw trace around every kept event (rows as :attr:`events`), baseline subtracted.
+
+        Returns ``(time_s, waves)``: time relative to the event position (steepest rise),
+        from ``-pre_s`` to ``post_s`` (defaults: ``window_size // 3`` samples before,
+        ``window_size + window_size // 3`` after, miniML's event window); ``waves`` in the
+        recording's unit and polarity (negative events point down), NaN outside the
+        recording.
+        """
+        fs = self.recording.sampling_rate
+        pre, post = self._default_window()
+        for name, value in (("pre_s", pre_s), ("post_s", post_s)):
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ParameterError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        if pre_s is not None:
+            pre = int(round(pre_s * fs))
+        if post_s is not None:
+            post = max(1, int(round(post_s * fs)))
+        kept = self.events
+        return cut_waveforms(self.recording, kept["sample"].to_numpy(), kept["baseline"].to_numpy(), pre, post)
+
+    def average_event(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(time_s, mean waveform)`` of the kept events that overlap no other (all kept
+        events when every one overlaps), on the default window of :meth:`waveforms`."""
+        t, waves = self.waveforms()
+        if waves.shape[0] == 0:
+            return t, np.full(t.size, np.nan)
+        mask = average_mask(self.events["sample"].to_numpy(), self.settings.window_size)
+        return t, average_waveform(waves[mask])
+
+    def __repr__(self) -> str:
+        return (
+            f"DetectionResult({self.count} events kept of {len(self.events_all)}, "
+            f"model={self.settings.model!r}, recording={self.recording!r})"
+        )
+
+
+# ---------------------------------------------------------------------------- detect
+def _load_model(model: Any):
+    if not isinstance(model, str):
+        return model
+    from ..model import load_model  # lazy: torch only when a model is needed
+
+    return load_model(model)
+
+
+def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool) -> np.ndarray:
+    from .predict import predict
+
+    kwargs = {
+        "window_size": settings.window_size,
+        "stride": settings.stride,
+        "event_direction": settings.event_direction,
+        "training_direction": settings.training_direction,
+        "resample": settings.resample,
+        "batch_size": settings.batch_size,
+        "device": settings.device,
+        "progress": progress,
+    }
+    params = inspect.signature(predict).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return np.asarray(predict(recording, model, **kwargs))
+
+
+def detect(
+    recording: Recording,
+    model: Any = "gc",
+    *,
+    settings: DetectSettings | None = None,
+    prediction: np.ndarray | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> DetectionResult:
+    """Find and measure the events of one recording.
+
+    Parameters
+    ----------
+    recording
+        The recording (samples in its unit, sampling rate in Hz).
+    model
+        Bundled model name, model file path, or a loaded model (with ``.metadata``).
+    settings
+        :class:`DetectSettings`; ``None`` -> defaults with the model's metadata.
+    prediction
+        A prediction trace already computed for this recording (on its sample grid);
+        the model is then only asked for its metadata, and may be unavailable.
+    progress
+        Show a progress bar during prediction.
+    **overrides
+        Any :class:`DetectSettings` field, overriding ``settings`` and the model.
+
+    Returns
+    -------
+    DetectionResult
+        A recording without events gives empty tables and a zero count. Events whose
+        analysis window (``window_size // 3`` before, ``window_size + window_size // 3``
+        after the steepest rise) would leave the recording are not reported, and
+        prediction peaks within ``window_size`` of the start are ignored (miniML's
+        border rule).
+    """
+    if not isinstance(recording, Recording):
+        raise ParameterError(f"recording must be a minidet Recording, got {type(recording).__name__}")
+    recording.check_finite()
+    model_name = model if isinstance(model, str) else (settings.model if settings else None)
+    if isinstance(model, str) and settings is not None and "model" not in overrides and model != settings.model:
+        overrides = {**overrides, "model": model}
+    try:
+        model_obj = _load_model(model)
+    except Exception as exc:  # noqa: BLE001 - only tolerated when no prediction is needed
+        if prediction is None:
+            raise
+        log.warning("model %r unavailable (%s); using settings without its metadata", model, exc)
+        model_obj = None
+    metadata = _metadata_dict(model_obj) if model_obj is not None else {}
+    resolved = resolve_settings(settings, metadata, overrides, model_name)
+
+    if prediction is None:
+        prediction = _call_predict(recording, model_obj, resolved, progress)
+    else:
+        prediction = np.asarray(prediction)
+        if prediction.ndim != 1 or prediction.size > recording.n_samples:
+            raise ParameterError(
+                f"prediction must be 1-D and no longer than the recording ({recording.n_samples} samples), "
+                f"got shape {prediction.shape}"
+            )
+
+    located = locate_events(recording, prediction, resolved.locate_settings())
+    kinetics = measure_events(recording, located.positions, resolved.measure_settings())
+    table = _events_table(recording, located.positions, located.scores, kinetics, resolved.window_size)
+    info = {"gradient_threshold": located.gradient_threshold, "n_regions": len(located.regions)}
+    return DetectionResult(
+        recording=recording,
+        settings=resolved,
+        model_metadata=metadata,
+        prediction=prediction,
+        events_all=table,
+        info=info,
+    )
