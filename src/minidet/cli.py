@@ -90,5 +90,219 @@ def info(path: str, as_json: bool, **kwargs: Any) -> None:
         click.echo(description.to_text())
 
 
+# ----------------------------------------------------------------------------- detect
+def parse_event_list(spec: str | None) -> list[int]:
+    """``"3,7,12"`` or ``"3-5,9"`` -> sorted event numbers (0-based, as in events.csv)."""
+    from .errors import ParameterError
+
+    if spec is None or not spec.strip():
+        return []
+    numbers: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise ParameterError(f"--exclude {spec!r}: use event numbers like '3,7,12' or '3-5' (0-based)") from None
+        if a < 0 or b < a:
+            raise ParameterError(f"--exclude {spec!r}: {part!r} is not a valid event number or range")
+        numbers.update(range(a, b + 1))
+    return sorted(numbers)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@reader_options
+@click.option("--model", default="gc", show_default=True,
+              help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras).")
+@click.option("--window-size", type=int, default=None,
+              help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]")
+@click.option("--stride", type=int, default=None, help="Step between prediction windows, samples. [model default]")
+@click.option("--threshold", type=float, default=None, help="Event probability threshold, 0-1. [model default]")
+@click.option("--event-direction", type=click.Choice(["negative", "positive"]), default=None,
+              help="Direction of the events in the recording. [model default]")
+@click.option("--training-direction", type=click.Choice(["negative", "positive"]), default=None,
+              help="Direction of the events the model was trained on. [model default]")
+@click.option("--convolve-win", type=int, default=None, help="Hann filter width for measuring, samples. [model default]")
+@click.option("--gradient-convolve-win", type=int, default=None,
+              help="Hann filter width of the derivative, samples. [model default]")
+@click.option("--rel-prom-cutoff", type=float, default=None,
+              help="Relative prominence that separates overlapping events, 0-1. [model default]")
+@click.option("--no-resample", is_flag=True, default=False, help="Do not resample the trace to the model's input size.")
+@click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]")
+@click.option("--exclude", "exclude", default=None, metavar="N,N-M",
+              help="Event numbers (0-based, as in events.csv) to exclude from the summary, e.g. 3,7,12.")
+@click.option("--out", "out_dir", type=click.Path(path_type=str), default=None,
+              help="Results folder. [./minidet-results/<recording name>]")
+@click.option("--plots", is_flag=True, help="Also write PNG figures and report.html.")
+@click.option("--nwb", is_flag=True, help="Also write results.nwb (a copy of an NWB input, or a new file) with the events.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@click.option("--save-prediction", is_flag=True, help="Store the prediction trace in results.h5 (and results.nwb).")
+@click.option("--force", is_flag=True, help="Overwrite results already in the output folder.")
+@handle_errors
+def detect(path: str, model: str, exclude: str | None, out_dir: str | None, plots: bool, nwb: bool,
+           as_json: bool, save_prediction: bool, force: bool, no_resample: bool, **kwargs: Any) -> None:
+    """Find and measure synaptic events in a recording; write tables, HDF5 and figures.
+
+    Writes events.csv, summary.csv and results.h5 to the results folder (and results.nwb,
+    PNG figures and report.html when asked). Options left out take the model's defaults.
+    Try it on the bundled example: minidet detect "$(minidet example-path)" --plots
+    """
+    import contextlib
+    from pathlib import Path
+
+    from . import report
+
+    load_kwargs = reader_kwargs(kwargs)
+    overrides = {k: v for k, v in kwargs.items() if v is not None}
+    if no_resample:
+        overrides["resample"] = False
+    excluded = parse_event_list(exclude)
+    stem = Path(path).stem or "recording"
+    out = Path(out_dir) if out_dir else Path("minidet-results") / stem
+    # Refuse to overwrite, and find an unwritable folder, before anything is computed.
+    created = report.prepare_output_dir(out, report.output_files(plots=plots, nwb=nwb), force=force)
+
+    def note(message: str) -> None:
+        click.echo(message, err=as_json)
+
+    # With --json nothing but the JSON object may reach stdout.
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    try:
+        with quiet:
+            from .detect.pipeline import detect as run_detect
+            from .io import load
+
+            recording = load(path, **load_kwargs)
+            result = run_detect(recording, model, progress=True, **overrides)
+            if excluded:
+                n = len(result.events_all)
+                bad = [i for i in excluded if i >= n]
+                if bad:
+                    from .errors import ParameterError
+
+                    raise ParameterError(
+                        f"--exclude {bad[0]}: there are {n} events, numbered 0-{n - 1}" if n else
+                        f"--exclude {bad[0]}: no events were detected, so none can be excluded"
+                    )
+                result = result.exclude(excluded)
+            written = report.write_results(result, out, plots=plots, nwb=nwb, save_prediction=save_prediction)
+    except BaseException:
+        if created:
+            report.remove_if_empty(out)
+        raise
+
+    summary = result.summary
+    count = int(summary.get("count", len(result.events)))
+    name = report.writers.recording_name(result.recording)
+    if count:
+        freq = summary.get("frequency_hz")
+        note(f"{name}: {count} event{'s' if count != 1 else ''}, {freq:.4g} Hz over "
+             f"{result.recording.duration_s:.4g} s" + (f" ({len(excluded)} excluded)" if excluded else ""))
+    else:
+        settings = result.settings.to_dict()
+        note(f"{name}: no events found (threshold {settings.get('threshold')}, direction "
+             f"{settings.get('event_direction')}, window {settings.get('window_size')} samples); "
+             "empty tables written. Check --event-direction, --threshold and --window-size.")
+    note(f"results: {out}{'/' if not str(out).endswith('/') else ''} "
+         f"({', '.join(n for n in written if not n.endswith('.png') and n != 'report.html')})")
+    if plots:
+        note(f"plots:   {out / 'report.html'} (trace.png, events.png, histograms.png)")
+    if as_json:
+        click.echo(report.to_json(report.result_to_dict(result)))
+
+
+@main.command("example-path")
+@click.argument("name", default="public10")
+@handle_errors
+def example_path(name: str) -> None:
+    """Print the path of a bundled example recording (default: public10).
+
+    Use it as: minidet detect "$(minidet example-path)"
+    """
+    from . import examples
+
+    click.echo(str(examples.path(name)))
+
+
+# ----------------------------------------------------------------------------- models
+_DIRECTIONS = click.Choice(["negative", "positive"])
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--name", default=None, help="Short name stored in the file. [TARGET's name]")
+@click.option("--window-size", type=int, default=None,
+              help="Window the model was trained with, in recording samples. [network input: 600]")
+@click.option("--training-direction", type=_DIRECTIONS, default="negative", show_default=True,
+              help="Polarity of the events in the training data.")
+@click.option("--event-direction", type=_DIRECTIONS, default=None,
+              help="Default polarity of events in recordings. [training direction]")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="Suggested minimum peak height of the prediction, 0-1.")
+@click.option("--stride", type=int, default=None, help="Default step between windows, samples. [window size // 30]")
+@click.option("--convolve-win", type=int, default=20, show_default=True,
+              help="Default Hann filter width for measuring, samples.")
+@click.option("--gradient-convolve-win", type=int, default=40, show_default=True,
+              help="Default Hann filter width for the derivative, samples.")
+@click.option("--no-resample", is_flag=True, help="Do not resample traces so the window fills the network input.")
+@click.option("--description", default=None, help="What the model is for and what it was trained on.")
+@click.option("--license", "license_", default="", help="Licence of the weights (e.g. MIT).")
+@click.option("--force", is_flag=True, help="Overwrite TARGET if it exists.")
+@handle_errors
+def convert(source: str, target: str, name: str | None, window_size: int | None,
+            training_direction: str, event_direction: str | None, threshold: float,
+            stride: int | None, convolve_win: int, gradient_convolve_win: int, no_resample: bool,
+            description: str | None, license_: str, force: bool) -> None:
+    """Convert a miniML Keras model (SOURCE: .h5 or .keras) into a minidet model file (TARGET).
+
+    Keras files hold no detection settings; the options supply them, with miniML's defaults.
+    TARGET is written to a temporary file and renamed, conventionally NAME.minidet.safetensors.
+    """
+    from pathlib import Path
+
+    from .errors import OutputError
+    from .model import from_keras
+
+    if Path(target).exists() and not force:
+        raise OutputError(f"{target} exists; use --force to overwrite it")
+    if name is None:
+        name = Path(target).name.split(".")[0] or "model"
+    model = from_keras(source, name=name, window_size=window_size,
+                       training_direction=training_direction, event_direction=event_direction,
+                       threshold=threshold, stride=stride, resample=not no_resample,
+                       convolve_win=convolve_win, gradient_convolve_win=gradient_convolve_win,
+                       description=description, license=license_)
+    model.save(target, overwrite=force)
+    m = model.metadata
+    click.echo(f"wrote {target}: model {m.name!r}, window {m.window_size} samples, stride "
+               f"{m.stride}, threshold {m.threshold}, training {m.training_direction}, "
+               f"events {m.event_direction}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field.")
+@handle_errors
+def models(as_json: bool) -> None:
+    """List the bundled models (use the name with --model) and their settings."""
+    import textwrap
+
+    from .model.zoo import bundled_path, list_models
+
+    found = list_models()
+    if as_json:
+        rows = [dict(m.to_dict(), file=str(bundled_path(m.name))) for m in found]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'name':12s} {'window':>6s} {'stride':>6s} {'thr':>4s}  {'training':8s}  {'events':8s}  description")
+    for m in found:
+        summary = textwrap.shorten(m.description, width=64, placeholder=" ...")
+        click.echo(f"{m.name:12s} {m.window_size:6d} {m.stride:6d} {m.threshold:4.2f}  "
+                   f"{m.training_direction:8s}  {m.event_direction:8s}  {summary}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

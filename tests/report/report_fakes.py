@@ -64,12 +64,18 @@ class FakeResult:
         table.loc[list(indices), "excluded"] = True
         return replace(self, events_all=table)
 
+    def restore(self, indices) -> "FakeResult":
+        table = self.events_all.copy()
+        table.loc[list(indices), "excluded"] = False
+        return replace(self, events_all=table)
+
     def waveforms(self, pre_s=None, post_s=None):
+        """Kept events only, like DetectionResult.waveforms."""
         pre, post = 50, 250
         t = np.arange(-pre, post) / RATE
         x = self.recording.samples
         rows = []
-        for s, b in zip(self.events_all["sample"], self.events_all["baseline"]):
+        for s, b in zip(self.events["sample"], self.events["baseline"]):
             seg = np.full(pre + post, np.nan)
             lo, hi = max(0, s - pre), min(x.size, s + post)
             seg[lo - (s - pre): hi - (s - pre)] = x[lo:hi] - b
@@ -78,8 +84,7 @@ class FakeResult:
 
     def average_event(self):
         t, w = self.waveforms()
-        keep = ~self.events_all["excluded"].to_numpy()
-        return t, np.nanmean(w[keep], axis=0)
+        return t, np.nanmean(w, axis=0)
 
 
 def make_trace(n_samples: int = 20_000, events=EVENT_SAMPLES, seed: int = 0) -> np.ndarray:

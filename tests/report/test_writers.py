@@ -179,7 +179,8 @@ def test_hdf5_round_trip(tmp_path: Path) -> None:
     assert stored.summary["amplitude_cv"] == 0.0
     assert stored.recording["name"] == "cell1" and stored.recording["sampling_rate_hz"] == 10000.0
     assert stored.recording["metadata"]["format"] == "hdf5"
-    t, w = result.waveforms()
+    t, w = result.restore([1]).waveforms()  # the file keeps the excluded event's waveform too
+    assert stored.waveforms.shape == (5, t.size)
     np.testing.assert_allclose(stored.waveform_time_s, t)
     np.testing.assert_allclose(stored.waveforms, w, rtol=1e-6, atol=1e-5)  # stored as float32
     at, aw = result.average_event()

@@ -170,10 +170,8 @@ def plot_events(result: Any, path: str | Path, *, seed: int = 0) -> Path:
     ax = fig.subplots()
     n = len(result.events)
     if n:
-        time_s, waves = result.waveforms()
+        time_s, waves = result.waveforms()  # one row per kept event
         waves = np.asarray(waves, dtype=np.float64)
-        if waves.shape[0] == len(result.events_all) and "excluded" in result.events_all:
-            waves = waves[~result.events_all["excluded"].to_numpy(bool)]
         shown = waves
         if waves.shape[0] > MAX_OVERLAY:
             pick = np.random.default_rng(seed).choice(waves.shape[0], MAX_OVERLAY, replace=False)

@@ -406,8 +406,15 @@ def _set_attrs(group: Any, values: dict[str, Any]) -> None:
 
 
 def _waveforms(result: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Waveforms of every event in ``events_all`` (rows in table order) and their time axis."""
-    time_s, waves = result.waveforms()
+    """Waveforms of every event in ``events_all`` (excluded ones too, rows in table order).
+
+    ``DetectionResult.waveforms`` cuts the kept events only, so the excluded ones are
+    restored first: the file then holds what is needed to undo an exclusion later.
+    """
+    events = result.events_all
+    excluded = events["excluded"].to_numpy(bool) if "excluded" in events else np.zeros(len(events), bool)
+    full = result.restore(np.flatnonzero(excluded)) if excluded.any() else result
+    time_s, waves = full.waveforms()
     time_s = np.asarray(time_s, dtype=np.float64)
     waves = np.asarray(waves, dtype=np.float64)
     if waves.ndim != 2:
