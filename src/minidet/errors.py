@@ -54,3 +54,11 @@ class UnknownModelError(MinidetError):
 
 class OutputError(MinidetError):
     """A result cannot be written (exists without --force, or the folder is not writable)."""
+
+
+class DatasetError(MinidetError):
+    """A training dataset file is malformed (wrong shapes, dtypes or scores) or cannot be built."""
+
+
+class DatasetLockedError(DatasetError):
+    """A training dataset is open in another scoring session (its lock file names which)."""
