@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .writers import atomic_write, jsonable, recording_info, recording_name, summary_row
+from .writers import atomic_write, charge_unit, jsonable, recording_info, recording_name, summary_row
 
 __all__ = ["REPORT_HTML", "write_html_report"]
 
@@ -45,7 +45,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "–"
-        return f"{value:.6g}"
+        return f"{value:.4g}"
     if isinstance(value, (dict, list)):
         return json.dumps(jsonable(value))
     return str(value)
@@ -59,6 +59,39 @@ def _table(rows: Iterable[tuple[str, Any]], header: tuple[str, str] = ("", "")) 
         num = isinstance(value, (int, float)) and not isinstance(value, bool)
         cls = ' class="num"' if num else ""
         out.append(f"<tr><td>{html.escape(str(key))}</td><td{cls}>{html.escape(_fmt(value))}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+# summary measure -> (label, unit or None for the recording's unit, display factor)
+_MEASURES = {
+    "amplitude": ("Amplitude", None, 1.0),
+    "rise_time_s": ("10-90 % rise time", "ms", 1e3),
+    "half_decay_s": ("Half decay time", "ms", 1e3),
+    "half_width_s": ("Half width", "ms", 1e3),
+    "charge": ("Charge", "charge", 1.0),
+    "score": ("Score", "", 1.0),
+    "interval_s": ("Inter-event interval", "s", 1.0),
+}
+_STATS = ("mean", "median", "sd", "cv")
+
+
+def _stats_table(summary: dict[str, Any], unit: str) -> str:
+    """Measures as rows, mean / median / SD / CV as columns, times in ms."""
+    out = ["<table>", "<tr><th>measure</th>" + "".join(f"<th>{s}</th>" for s in ("mean", "median", "SD", "CV"))
+           + "</tr>"]
+    for key, (label, munit, factor) in _MEASURES.items():
+        if not any(f"{key}_{s}" in summary for s in _STATS):
+            continue
+        shown_unit = unit if munit is None else (charge_unit(unit) if munit == "charge" else munit)
+        cells = []
+        for stat in _STATS:
+            value = summary.get(f"{key}_{stat}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and stat != "cv":
+                value = value * factor
+            cells.append(f'<td class="num">{html.escape(_fmt(value))}</td>')
+        name = f"{label} ({shown_unit})" if shown_unit else label
+        out.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -114,7 +147,20 @@ def write_html_report(
     if not count:
         parts.append("<p><strong>No events were found.</strong> Check the event direction, the threshold and "
                      "the window size (see the settings below).</p>")
-    parts += ["<h2>Summary</h2>", _table(summary.items(), ("measure", "value"))]
+    raw = jsonable(dict(result.summary))
+    tau = raw.get("tau_decay_s")
+    head = [
+        ("events kept", summary.get("count")),
+        ("events detected", summary.get("n_detected")),
+        ("excluded by hand", summary.get("n_excluded")),
+        ("frequency (Hz)", summary.get("frequency_hz")),
+        ("duration analysed (s)", summary.get("duration_s")),
+        ("decay time constant of the average event (ms)", tau * 1e3 if isinstance(tau, (int, float)) else None),
+        ("events in the average", raw.get("n_average")),
+    ]
+    parts += ["<h2>Summary</h2>", _table(head), "<p></p>", _stats_table(raw, str(rec.unit)),
+              '<p class="meta">The same values, with units in the column names, are in '
+              '<a href="summary.csv"><code>summary.csv</code></a>.</p>']
     if images:
         parts.append("<h2>Figures</h2>")
         order = [n for n in ("trace.png", "events.png", "histograms.png") if n in images]

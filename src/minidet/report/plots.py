@@ -179,7 +179,8 @@ def plot_events(result: Any, path: str | Path, *, seed: int = 0) -> Path:
         t_ms = np.asarray(time_s) * 1e3
         ax.plot(t_ms, shown.T, color="#8c8c8c", lw=0.5, alpha=max(0.08, min(0.6, 12 / max(shown.shape[0], 1))))
         avg_t, avg = result.average_event()
-        ax.plot(np.asarray(avg_t) * 1e3, avg, color=EVENT_COLOR, lw=2.2, label=f"average of {n}")
+        n_avg = int(result.summary.get("n_average", n) or n)  # overlapping events are left out of it
+        ax.plot(np.asarray(avg_t) * 1e3, avg, color=EVENT_COLOR, lw=2.2, label=f"average of {n_avg}")
         ax.axhline(0, color="k", lw=0.5, alpha=0.5)
         extra = f" ({MAX_OVERLAY} of {n} shown)" if waves.shape[0] > MAX_OVERLAY else ""
         ax.legend(loc="lower right" if np.nanmean(avg) < 0 else "upper right", fontsize=9)
@@ -204,7 +205,7 @@ def _hist(ax: Any, values: np.ndarray, xlabel: str, color: str) -> None:
         ax.hist(values, bins=bins, color=color, edgecolor="white", linewidth=0.6)
         med = float(np.median(values))
         ax.axvline(med, color="k", ls="--", lw=1, label=f"median {med:.3g}")
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="best")
         from matplotlib.ticker import MaxNLocator
 
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
