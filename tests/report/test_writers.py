@@ -183,6 +183,7 @@ def test_hdf5_round_trip(tmp_path: Path) -> None:
     assert stored.waveforms.shape == (5, t.size)
     np.testing.assert_allclose(stored.waveform_time_s, t)
     np.testing.assert_allclose(stored.waveforms, w, rtol=1e-6, atol=1e-5)  # stored as float32
+    np.testing.assert_allclose(stored.kept_waveforms, result.waveforms()[1], rtol=1e-6, atol=1e-5)
     at, aw = result.average_event()
     np.testing.assert_allclose(stored.average_event, aw)
     np.testing.assert_allclose(stored.average_time_s, at)

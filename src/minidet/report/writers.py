@@ -512,6 +512,13 @@ class StoredResults:
         return self.events[~self.events["excluded"].to_numpy(bool)]
 
     @property
+    def kept_waveforms(self) -> np.ndarray:
+        """Waveforms of :attr:`kept_events` (rows in the same order)."""
+        if "excluded" not in self.events:
+            return self.waveforms
+        return self.waveforms[~self.events["excluded"].to_numpy(bool)]
+
+    @property
     def unit(self) -> str:
         return str(self.recording.get("unit", ""))
 
