@@ -48,40 +48,39 @@ ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in (
         ZooEntry("gc", "GC_lstm_model.h5", 600, "negative", "negative",
-                 "miniML base model: mEPSCs (negative, voltage clamp) of cerebellar granule "
-                 "cells, mossy fibre to granule cell synapse, trained from scratch on the "
-                 "labelled GC mEPSC dataset (Delvendahl et al. 2019); 600 samples is about "
-                 "12 ms at 50 kHz. " + MINIML_REFERENCE + "."),
+                 "Cerebellar granule cell mEPSCs, voltage clamp (miniML base model). Trained "
+                 "from scratch on the labelled mEPSC dataset of mossy fibre to granule cell "
+                 "synapses (Delvendahl et al. 2019); 600 samples is about 12 ms at 50 kHz. " + MINIML_REFERENCE + "."),
         ZooEntry("gc-mepsp", "transfer_learning/GC_mEPSP/lstm_transfer.h5", 3000, "negative",
                  "positive",
-                 "miniML transfer-learning model for mEPSPs (positive, current clamp) of "
-                 "cerebellar granule cells. The mEPSPs were inverted during transfer learning "
+                 "Cerebellar granule cell mEPSPs, current clamp (miniML transfer learning "
+                 "from the gc model). The mEPSPs were inverted during transfer learning "
                  "(training_direction negative), so recordings are inverted for prediction. "
                  "Window 3000 samples as miniML's documentation gives for current-clamp events "
                  "in these cells; traces are resampled so that it fills the 600-sample network "
                  "input. " + MINIML_REFERENCE + "."),
         ZooEntry("nmj-wt", "transfer_learning/NMJ_wt/lstm_transfer.h5", 600, "negative",
                  "negative",
-                 "miniML transfer-learning model for mEPSCs at the Drosophila larval "
-                 "neuromuscular junction, wild type, two-electrode voltage clamp (training data "
-                 "from Baccino-Calace et al. 2022)." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
+                 "Drosophila NMJ mEPSCs, wild type, two-electrode voltage clamp (miniML "
+                 "transfer learning from the gc model; training data from larval neuromuscular "
+                 "junctions, Baccino-Calace et al. 2022)." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
         ZooEntry("nmj-gluriia", "transfer_learning/NMJ_GluRIIA/lstm_transfer.h5", 600,
                  "negative", "negative",
-                 "miniML transfer-learning model for mEPSCs at the Drosophila larval "
-                 "neuromuscular junction of GluRIIA mutants, two-electrode voltage clamp "
-                 "(training data from Baccino-Calace et al. 2022)." + _UNKNOWN_WINDOW + " "
+                 "Drosophila NMJ mEPSCs, GluRIIA mutants, two-electrode voltage clamp (miniML "
+                 "transfer learning from the gc model; training data from larval neuromuscular "
+                 "junctions, Baccino-Calace et al. 2022)." + _UNKNOWN_WINDOW + " "
                  + MINIML_REFERENCE + "."),
         ZooEntry("iglusnfr", "transfer_learning/iGluSnFR/lstm_transfer.h5", 600, "negative",
                  "positive",
-                 "miniML transfer-learning model for optical minis recorded with iGluSnFR3 "
-                 "(training data from Aggarwal et al. 2023). The network answers to "
+                 "Optical minis, iGluSnFR3 glutamate imaging (miniML transfer learning from the "
+                 "gc model; training data from Aggarwal et al. 2023). The network answers to "
                  "negative-going events only, so fluorescence increases (positive) are inverted "
                  "for prediction; set event_direction='negative' if your traces are already "
                  "inverted." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
         ZooEntry("zebrafish", "transfer_learning/zebrafish/lstm_transfer.h5", 600, "negative",
                  "negative",
-                 "miniML transfer-learning model for spontaneous EPSCs in adult zebrafish "
-                 "telencephalon (voltage clamp; training data from Rupprecht & Friedrich "
+                 "Zebrafish sEPSCs, voltage clamp, adult telencephalon (miniML transfer "
+                 "learning from the gc model; training data from Rupprecht & Friedrich "
                  "2018)." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
     )
 }
