@@ -143,3 +143,31 @@ def test_damaged_keras_files_raise_model_file_error(tmp_path, gc_keras_path):
         zf.writestr("config.json", "{}")
     with pytest.raises(ModelFileError, match="model.weights.h5"):
         read_keras(archive)
+
+
+def test_keras3_weights_found_without_layer_name_attributes(tmp_path, miniml_file, reference):
+    """Older Keras 3 files may lack the ``name`` attribute on ``vars``; the importer then
+    derives the group names (conv1d, conv1d_1, ...) from the layer classes."""
+    import io
+
+    src = miniml_file("keras3")
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    buf = io.BytesIO()
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as old, h5py.File(buf, "w") as new:
+        for key in old:
+            old.copy(key, new)
+
+        def strip(name, obj):
+            if "name" in obj.attrs:
+                del obj.attrs["name"]
+
+        new.visititems(strip)
+    members["model.weights.h5"] = buf.getvalue()
+    stripped = tmp_path / "stripped.keras"
+    with zipfile.ZipFile(stripped, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    x = torch.from_numpy(reference["windows_scaled"][:16])
+    with torch.no_grad():
+        assert torch.equal(read_keras(stripped).network(x), read_keras(src).network(x))

@@ -208,8 +208,10 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     ----------
     name_or_path : str or path-like
         A bundled model's short name (``gc``, ``gc-mepsp``, ``nmj-wt``, ``nmj-gluriia``,
-        ``iglusnfr``, ``zebrafish``), a ``.minidet.safetensors`` file, or a Keras ``.h5`` /
-        ``.keras`` file (imported on the fly with miniML's default settings).
+        ``iglusnfr``, ``zebrafish``; case and ``_`` for ``-`` do not matter), a
+        ``.minidet.safetensors`` file, or a Keras ``.h5`` / ``.keras`` file (imported on the
+        fly with miniML's default settings). The format is recognised from the file's first
+        bytes. A bundled name wins over a file of that name in the current folder.
     device : str or torch.device
         Where the network runs (``"cpu"``, ``"cuda"``, ...).
 
@@ -226,7 +228,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     elif isinstance(name_or_path, str):
         if not name_or_path.strip():
             raise ParameterError("model name is empty")
-        if is_model_name(name_or_path) and not os.path.isfile(name_or_path):
+        if is_model_name(name_or_path):  # a bundled name wins; write ./gc for a file "gc"
             path = bundled_path(name_or_path)
         elif _looks_like_path(name_or_path):
             path = Path(name_or_path)

@@ -380,8 +380,8 @@ class _Keras3Weights:
         for name, cls in layer_classes:
             if name in self.groups:
                 continue
+            # Conv1D -> conv1d, BatchNormalization -> batch_normalization, Dense -> dense
             base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower().replace("1_d", "1d")
-            base = {"conv1_d": "conv1d", "average_pooling1_d": "average_pooling1d"}.get(base, base)
             idx = counts.get(base, 0)
             counts[base] = idx + 1
             key = base if idx == 0 else f"{base}_{idx}"
