@@ -20,13 +20,18 @@ precise and does not change ``scale`` or ``SSE``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
 
 from ..errors import ParameterError
+from ..recording import Recording
+from .base import ClassicDetections, check_positive, direction_sign, steepest_rise
 
 __all__ = [
+    "TemplateSettings",
+    "TemplateMatching",
     "template_from_kinetics",
     "clements_bekkers",
     "find_events",
@@ -176,3 +181,81 @@ def find_events(criterion: np.ndarray, threshold: float, min_distance: int = 1) 
     c = np.where(finite, c, low)
     peaks, _ = signal.find_peaks(c, height=threshold, distance=min_distance)
     return peaks.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- the detector
+@dataclass(frozen=True)
+class TemplateSettings:
+    """Settings of the template-matching detector (times in s).
+
+    Parameters
+    ----------
+    rise_tau_s, decay_tau_s
+        Template time constants (defaults: cerebellar granule-cell mEPSCs).
+    threshold
+        Detection criterion ``scale / SE`` in the event direction; higher -> fewer false
+        positives. Its scale depends on the template length and the noise spectrum: the
+        default 1.8 maximised F1 on simulated granule-cell-like recordings (7-13 dB, 5
+        decay-tau template); re-tune it for other noise.
+    template_length_s
+        Template length after the onset; ``None`` -> 5 decay time constants.
+    baseline_s
+        Zero baseline before the onset in the template; ``None`` -> 2 rise time constants.
+    min_distance_s
+        Minimum time between two events; ``None`` -> 2 decay time constants (the criterion
+        stays high while the template slides along one event, so closer maxima are
+        mostly the same event).
+    event_direction
+        ``"negative"`` or ``"positive"``.
+    """
+
+    rise_tau_s: float = 0.15e-3
+    decay_tau_s: float = 1.2e-3
+    threshold: float = 1.8
+    template_length_s: float | None = None
+    baseline_s: float | None = None
+    min_distance_s: float | None = None
+    event_direction: str = "negative"
+
+    def __post_init__(self) -> None:
+        check_positive(self, "rise_tau_s", "decay_tau_s", "threshold")
+        check_positive(self, "template_length_s", "min_distance_s", allow_none=True)
+        if self.baseline_s is not None and not (isinstance(self.baseline_s, (int, float))
+                                                and math.isfinite(self.baseline_s) and self.baseline_s >= 0):
+            raise ParameterError(f"baseline_s must be a finite number >= 0 or None, got {self.baseline_s!r}")
+        if self.decay_tau_s <= self.rise_tau_s:
+            raise ParameterError(
+                f"decay_tau_s ({self.decay_tau_s:g} s) must be longer than rise_tau_s ({self.rise_tau_s:g} s)"
+            )
+        direction_sign(self.event_direction)
+
+    def template(self, sampling_rate: float) -> tuple[np.ndarray, int]:
+        """The template at ``sampling_rate`` and its onset index."""
+        baseline = int(round((2 * self.rise_tau_s if self.baseline_s is None else self.baseline_s) * sampling_rate))
+        after = 5 * self.decay_tau_s if self.template_length_s is None else self.template_length_s
+        length = baseline + max(3, int(math.ceil(after * sampling_rate)))
+        return template_from_kinetics(self.rise_tau_s, self.decay_tau_s, sampling_rate, length, baseline), baseline
+
+
+class TemplateMatching:
+    """Clements & Bekkers (1997) sliding scaled-template detector."""
+
+    name = "template"
+    Settings = TemplateSettings
+
+    @staticmethod
+    def run(recording: Recording, settings: TemplateSettings) -> ClassicDetections:
+        fs = recording.sampling_rate
+        sign = direction_sign(settings.event_direction)
+        template, onset = settings.template(fs)
+        _, _, criterion = clements_bekkers(recording.samples, template)
+        criterion *= sign
+        min_distance_s = 2 * settings.decay_tau_s if settings.min_distance_s is None else settings.min_distance_s
+        starts = find_events(criterion, settings.threshold, max(1, int(round(min_distance_s * fs))))
+        crit = criterion[starts]
+        rise = int(math.ceil(peak_time_s(settings.rise_tau_s, settings.decay_tau_s) * fs))
+        positions = steepest_rise(recording.samples, sign, starts + onset, before=max(1, onset), after=rise,
+                                  smooth_sigma=max(0.5, 0.5 * settings.rise_tau_s * fs))
+        positions, keep = np.unique(positions, return_index=True)
+        return ClassicDetections(positions, crit[keep], TemplateMatching.name, settings, settings.threshold,
+                                 {"template_samples": int(template.size)})
