@@ -25,13 +25,16 @@ that every event rises. All rules below refer to that window.
   side smoothed with a 10-sample running mean.
 - **charge**: trapezoid integral of (trace - baseline) from the onset to 4 half-decay times
   after the peak. Events whose decay is cut short by the next event are integrated as a
-  group up to the last member's end and the charge is shared equally (miniML's rule).
+  group up to the last member's end and the charge is shared equally (miniML's rule),
+  relative to the baseline before the group.
 
 Departures from miniml-detect 1.1.2, each marked ``DEPARTURE`` in the code: NaN instead of
 a made-up value where a crossing is not found (miniML returns a half decay of 0 samples and
 a rise time of 0.8 x the whole baseline-to-peak span); the half width uses the same
 single-sample peak for both directions; a baseline window of at least one sample (miniML
-raises on an empty one).
+raises on an empty one); a group of overlapping events is integrated relative to the
+baseline before the group, not the last member's baseline (the trough on the previous
+event's decay, which loses most of the charge).
 """
 
 from __future__ import annotations
@@ -391,8 +394,8 @@ def _charges(
     miniML's grouping: an event whose half decay is not reached before the next event,
     or whose integration end (peak + 4 half-decay times) lies beyond the next event's
     position, is integrated together with the following event(s); the group's integral
-    from the first member's onset to the last member's end, relative to the last
-    member's baseline, is shared equally among the members.
+    from the first member's onset to the last member's end, relative to the first
+    member's baseline (miniML: the last member's), is shared equally among the members.
     """
     m = loc.size
     n = recording.n_samples
@@ -410,10 +413,12 @@ def _charges(
     charges = np.full(m, np.nan)
     end_span = settings.charge_half_decays
     group_start = -1
+    group_bsl = 0.0
     members: list[int] = []
     for i in range(m):
         if not members:
             group_start = int(onset_abs[i])
+            group_bsl = float(bsl[i])
         members.append(i)
         last = i == m - 1
         if hd_samples[i] < 0:
@@ -428,7 +433,11 @@ def _charges(
             end = int(peak_abs[i] + span)
         end = min(end, n)
         if end - group_start >= 2:
-            seg = filter_range(x, group_start, end, fn, margin) * settings.sign - bsl[i]
+            # DEPARTURE: relative to the baseline before the group (its first member's);
+            # miniML uses the last member's, which for overlapping events is the trough on
+            # the previous event's decay, and loses most of the group's charge (two equal
+            # events 1.2 ms apart: 7 % of the true charge each; 5 ms apart: 72 %).
+            seg = filter_range(x, group_start, end, fn, margin) * settings.sign - group_bsl
             total = float(np.trapezoid(seg, dx=1.0 / fs)) if hasattr(np, "trapezoid") else float(np.trapz(seg, dx=1.0 / fs))
         else:
             total = 0.0
