@@ -190,14 +190,14 @@ def read_detections(path: str, sampling_rate: float | None = None) -> Detections
                                  "(save times in seconds as a CSV with a time_s column)")
         return Detections(arr.astype(np.float64), sampling_rate, None, source=path)
     if lower.endswith((".csv", ".txt", ".tsv")):
-        sep = "\t" if lower.endswith(".tsv") else None
+        sep = {".tsv": "\t", ".txt": r"[,;\s]+"}.get(os.path.splitext(lower)[1], ",")
         try:
             frame = pd.read_csv(path, sep=sep, engine="python")
         except pd.errors.EmptyDataError:
             return Detections(np.zeros(0), sampling_rate, None, source=path)
         header_is_number = len(frame.columns) == 1 and _is_number(str(frame.columns[0]))
         if header_is_number:  # a bare column of times without a header
-            frame = pd.read_csv(path, header=None, names=["time_s"])
+            frame = pd.read_csv(path, sep=sep, engine="python", header=None, names=["time_s"])
         return Detections.from_events(frame, sampling_rate, None, source=path)
     raise ParameterError(f"cannot read detections from {path}: use a results folder, events.csv, results.h5, "
                          "a CSV of times, or a .npy of sample indices")
@@ -307,12 +307,14 @@ class Evaluation:
             f"recall           {self.recall:.3f}",
             f"F1               {self.f1:.3f}",
             f"timing           median {f(self.timing_median_s, 1e3)} ms after the true onset",
-            f"amplitude error  median {f(self.amplitude_error_median)} {self.unit}, mean absolute "
-            f"{f(self.amplitude_error_mae)} {self.unit}, median relative "
-            f"{f(self.amplitude_relative_error_median, 100, '.1f')} %",
-            f"rise-time error  median {f(self.rise_time_error_median_s, 1e3)} ms, mean absolute "
-            f"{f(self.rise_time_error_mae_s, 1e3)} ms",
         ]
+        if math.isfinite(self.amplitude_error_mae):
+            lines.append(f"amplitude error  median {f(self.amplitude_error_median)} {self.unit}, mean absolute "
+                         f"{f(self.amplitude_error_mae)} {self.unit}, median relative "
+                         f"{f(self.amplitude_relative_error_median, 100, '.1f')} %")
+        if math.isfinite(self.rise_time_error_mae_s):
+            lines.append(f"rise-time error  median {f(self.rise_time_error_median_s, 1e3)} ms, mean absolute "
+                         f"{f(self.rise_time_error_mae_s, 1e3)} ms")
         return "\n".join(lines)
 
 
