@@ -20,6 +20,11 @@ _API = {
     "load_model": "minidet.model:load_model",
     "predict": "minidet.detect.predict:predict",
     "detect": "minidet.detect.pipeline:detect",
+    "simulate": "minidet.simulate:simulate",
+    "SimulationSettings": "minidet.simulate:SimulationSettings",
+    "read_truth": "minidet.simulate:read_truth",
+    "evaluate": "minidet.evaluate:evaluate",
+    "classic": "minidet.classic:",
 }
 
 __all__ = sorted(_API) + ["__version__"]
