@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from minidet.detect.locate import analysis_filter
@@ -57,6 +58,13 @@ def test_reference_measurements_match_miniml(public30):
     assert np.median(rel) < 0.01
     assert np.all(np.abs(table["rise_time_s"] - ref["risetimes"]) <= 5.01e-6)
     assert np.all(table["onset_sample"] < table["peak_sample"])
+
+
+def test_blocks_of_events_give_the_same_table(public30):
+    rec, ref = public30
+    whole = measure_events(rec, ref["event_locations"])
+    blocks = measure_events(rec, ref["event_locations"], batch=7)
+    pd.testing.assert_frame_equal(whole, blocks)
 
 
 def test_half_width_is_consistent_with_half_decay(public30):

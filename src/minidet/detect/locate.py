@@ -326,20 +326,13 @@ def gradient_threshold(gradient: np.ndarray, regions: Regions, multiplier: float
     ``[0, s0)``, ``[e0, s1)``, ... ``[e_last, n)``.
     """
     n = gradient.shape[0]
-    if len(regions) == 0:
+    lo = np.concatenate(([0], np.clip(regions.stops, 0, n)))
+    hi = np.concatenate((np.clip(regions.starts, 0, n), [n]))
+    keep = hi > lo
+    # one copy of the event-free samples (views concatenated), then medians in place
+    vals = np.concatenate([gradient[a:b] for a, b in zip(lo[keep].tolist(), hi[keep].tolist())]) if keep.any() else None
+    if vals is None or vals.size == 0:
         vals = gradient.copy()
-    else:
-        lo = np.concatenate(([0], np.clip(regions.stops, 0, n)))
-        hi = np.concatenate((np.clip(regions.starts, 0, n), [n]))
-        keep = hi > lo
-        marks = np.zeros(n + 1, dtype=np.int32)
-        np.add.at(marks, lo[keep], 1)
-        np.add.at(marks, hi[keep], -1)
-        free = np.cumsum(marks[:-1]) > 0
-        vals = gradient[free]
-        del free, marks
-        if vals.size == 0:
-            vals = gradient.copy()
     med = float(np.median(vals, overwrite_input=True))
     np.subtract(vals, med, out=vals)
     np.abs(vals, out=vals)
