@@ -481,6 +481,8 @@ def detect(
     settings: DetectSettings | None = None,
     prediction: np.ndarray | None = None,
     progress: bool = False,
+    method: str = "miniml",
+    method_settings: Any = None,
     **overrides: Any,
 ) -> DetectionResult:
     """Find and measure the events of one recording.
@@ -498,6 +500,13 @@ def detect(
         the model is then only asked for its metadata, and may be unavailable.
     progress
         Show a progress bar during prediction.
+    method
+        ``"miniml"`` (the model) or a classic detector of :data:`minidet.classic.METHODS`
+        (``"template"``, ``"deconvolution"``, ``"threshold"``): its positions are measured
+        by the same kinetics code, its criterion is the score, and no model is loaded.
+    method_settings
+        The classic method's settings (object or dict; its ``event_direction`` defaults
+        to ``event_direction``).
     **overrides
         Any :class:`DetectSettings` field, overriding ``settings`` and the model.
 
@@ -513,6 +522,8 @@ def detect(
     if not isinstance(recording, Recording):
         raise ParameterError(f"recording must be a minidet Recording, got {type(recording).__name__}")
     recording.check_finite()
+    if method != "miniml":
+        return _detect_classic(recording, method, method_settings, settings, overrides)
     model_name = model if isinstance(model, str) else (settings.model if settings else None)
     if isinstance(model, str) and settings is not None and "model" not in overrides and model != settings.model:
         overrides = {**overrides, "model": model}
@@ -548,3 +559,25 @@ def detect(
         events_all=table,
         info=info,
     )
+
+
+def _detect_classic(recording: Recording, method: str, method_settings: Any, settings: DetectSettings | None,
+                    overrides: dict[str, Any]) -> DetectionResult:
+    """``detect(method=...)`` with a classic detector: its positions, the same measurements."""
+    from ..classic import detect_events, make_settings
+
+    resolved = resolve_settings(settings, {}, overrides, None)
+    if method_settings is None or isinstance(method_settings, dict):
+        method_settings = make_settings(method, {"event_direction": resolved.event_direction,
+                                                 **(method_settings or {})})
+    found = detect_events(recording, method, method_settings)
+    measure = resolved.measure_settings()
+    # the model path's border rule: only events whose analysis window fits are reported
+    fits = (found.positions >= measure.add_points) & (found.positions + measure.window_length <= recording.n_samples)
+    positions, scores = found.positions[fits], found.criterion[fits]
+    kinetics = measure_events(recording, positions, measure)
+    table = _events_table(recording, positions, scores, kinetics, resolved.window_size)
+    info = {"method": method, "method_settings": asdict(found.settings), "criterion_threshold": found.threshold,
+            **found.info}
+    return DetectionResult(recording=recording, settings=resolved, model_metadata={"name": method},
+                           prediction=None, events_all=table, info=info)
