@@ -1,52 +1,15 @@
-"""Synthetic recordings of known kinetics for the training-set tests."""
+"""Fixtures for the training-set tests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from train_synthetic import synthetic_recording
 from minidet.recording import Recording
-
-GC_RISE_S = 0.25e-3  # granule-cell mEPSC time constants (miniML's training data)
-GC_DECAY_S = 1.35e-3
-
-
-def synthetic_recording(
-    rise_s: float = GC_RISE_S,
-    decay_s: float = GC_DECAY_S,
-    sampling_rate: float = 50_000.0,
-    duration_s: float = 10.0,
-    n_events: int = 80,
-    amplitude: float = 20.0,
-    noise_sd: float = 1.5,
-    seed: int = 0,
-    direction: float = -1.0,
-    source: str | None = "synthetic.h5",
-) -> tuple[Recording, np.ndarray]:
-    """White noise plus ``(1 - exp(-t/rise)) exp(-t/decay)`` events (peak ``amplitude``)
-    at random onsets at least 8 decay time constants apart; returns (recording, onsets)."""
-    rng = np.random.default_rng(seed)
-    n = int(duration_s * sampling_rate)
-    gap = int(8 * decay_s * sampling_rate) + 10
-    margin = int(12 * decay_s * sampling_rate) + 10
-    onsets: list[int] = []
-    while len(onsets) < n_events:
-        cand = int(rng.integers(margin, n - margin))
-        if all(abs(cand - o) > gap for o in onsets):
-            onsets.append(cand)
-    onsets_arr = np.sort(np.array(onsets))
-    t = np.arange(int(12 * decay_s * sampling_rate)) / sampling_rate
-    shape = (1 - np.exp(-t / rise_s)) * np.exp(-t / decay_s)
-    shape /= shape.max()
-    x = rng.normal(0.0, noise_sd, n)
-    amps = amplitude * rng.lognormal(0.0, 0.25, n_events)
-    for o, a in zip(onsets_arr, amps):
-        seg = x[o:o + shape.size]
-        seg += direction * a * shape[: seg.size]
-    rec = Recording(samples=x, sampling_rate=sampling_rate, unit="pA", source=source, channel="Im")
-    return rec, onsets_arr
 
 
 @pytest.fixture
 def gc_recording() -> tuple[Recording, np.ndarray]:
+    """10 s at 50 kHz of granule-cell-like events (80, 20 pA) in 1.5 pA noise, and their onsets."""
     return synthetic_recording()

@@ -315,7 +315,7 @@ def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[
         criterion=criterion[order],
         channel=np.full(n, channel, dtype=object),
         sampling_rate=np.full(n, recording.sampling_rate),
-        attrs=_settings_attrs(settings, template),
+        attrs={**_settings_attrs(settings, template), "unit": recording.unit},
     )
     report.n_clear, report.n_intermediate, report.n_noise = int(clear.size), int(mid.size), int(noise_all.size)
     return dataset, report
