@@ -4,7 +4,7 @@ The trace is low-pass filtered (4th-order Butterworth, forward and backward, so 
 delay), its baseline (a running median over ``baseline_window_s``) subtracted, and every
 excursion in the event direction beyond ``threshold_sd`` robust noise SDs (or a fixed
 ``threshold`` in the recording's unit) is an event, placed at the steepest rise just
-before the crossing. Overlapping events whose sum never returns below threshold count as
+near the crossing. Overlapping events whose sum never returns below threshold count as
 one: the classic weakness of this method.
 """
 
@@ -39,7 +39,8 @@ class ThresholdSettings:
     baseline_window_s
         Length of the running median that follows the baseline.
     rise_search_s
-        How far before the threshold crossing to look for the steepest rise.
+        How far around the threshold crossing to look for the steepest rise (the
+        zero-phase filter can move the crossing slightly before the onset).
     min_distance_s
         Crossings closer than this to the previous one are merged with it.
     event_direction
@@ -109,8 +110,8 @@ class AmplitudeThreshold:
             starts, stops = starts[first], stops[last]
         peak = _run_max(y, starts, stops)
         search = max(1, int(round(settings.rise_search_s * fs)))
-        positions = steepest_rise(recording.samples, sign, starts.astype(np.int64), before=search, after=1,
-                                  smooth_sigma=max(0.5, fs / (2 * math.pi * settings.lowpass_hz)))
+        positions = steepest_rise(recording.samples, sign, starts.astype(np.int64), before=search, after=search,
+                                  smooth_sigma=max(0.5, fs / (2 * math.pi * 2000.0)))
         positions, keep = np.unique(positions, return_index=True)
         crit = peak[keep] / sd if sd > 0 else peak[keep]
         threshold_sd = level / sd if sd > 0 else float(settings.threshold_sd)
