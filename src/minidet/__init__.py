@@ -25,6 +25,10 @@ _API = {
     "read_truth": "minidet.simulate:read_truth",
     "evaluate": "minidet.evaluate:evaluate",
     "classic": "minidet.classic:",
+    "suggest_window": "minidet.train.window:suggest_window",
+    "ExtractSettings": "minidet.train.extract:ExtractSettings",
+    "extract_snippets": "minidet.train.extract:extract",
+    "read_dataset": "minidet.train.dataset:read_dataset",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -300,10 +300,11 @@ def read_dataset(path: str | os.PathLike[str], apply_pending: bool = True) -> Da
                     raise DatasetError(f"'{name}' in {path} is a group, not an array")
                 arrays[name] = obj[()]
         events = np.asarray(arrays["events"])
-        if events.ndim == 2 and events.shape[0] and "raw_indices" not in arrays:
-            arrays["raw_indices"] = np.full(events.shape[0], -1, dtype=np.int64)
+        n = events.shape[0] if events.ndim else 0
+        if "raw_indices" not in arrays:  # optional in miniML's layout: only events and scores train
+            arrays["raw_indices"] = np.full(n, -1, dtype=np.int64)
         if "cell_label" not in arrays:
-            arrays["cell_label"] = np.full(events.shape[0] if events.ndim else 0, "", dtype=object)
+            arrays["cell_label"] = np.full(n, "", dtype=object)
         attrs = {k: _plain(v) for k, v in handle.attrs.items()}
     try:
         dataset = Dataset(**arrays, attrs=attrs)
@@ -689,7 +690,7 @@ def snippet_criterion(events: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     The template comes from the file's template settings or, failing those, from the
     window size (:func:`minidet.train.extract.template_for_window`).
     """
-    from .extract import criterion_trace, template_for_window
+    from .extract import _hann_smooth, criterion_trace, template_for_window
 
     window = events.shape[1]
     direction = str(attrs.get("direction", "negative"))
@@ -697,10 +698,12 @@ def snippet_criterion(events: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     decay = attrs.get("template_decay_samples")
     template = template_for_window(window, rise_samples=rise, decay_samples=decay)
     sign = -1.0 if direction == "negative" else 1.0
+    smooth = window // 30 if bool(attrs.get("matching_filter", True)) else 0  # as extraction matches
     out = np.empty(events.shape[0])
     for i, snippet in enumerate(events):
-        crit = criterion_trace(snippet, template) * sign
-        out[i] = float(np.max(crit)) if crit.size else np.nan
+        crit = criterion_trace(_hann_smooth(snippet, smooth), template) * sign
+        finite = crit[np.isfinite(crit)]
+        out[i] = float(finite.max()) if finite.size else np.nan
     return out
 
 

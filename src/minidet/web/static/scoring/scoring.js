@@ -8,6 +8,7 @@ const NAMES = { 1: "event", 0: "no event", 2: "exclude" };
 const app = {
   state: null,
   index: 0,
+  nav: 0,
   snippets: new Map(),
   contexts: new Map(),
   queue: Promise.resolve(),
@@ -71,6 +72,7 @@ async function show(i) {
   if (n === 0) return;
   i = ((i % n) + n) % n;
   app.index = i;
+  app.nav += 1;
   const s = await snippet(i);
   if (app.index !== i) return;       // the person moved on meanwhile
   render(s);
@@ -107,6 +109,7 @@ async function cycle() {
 }
 
 function undo() {
+  const nav = app.nav;
   post("/api/undo")
     .then(async (r) => {
       const s = await snippet(r.index);
@@ -114,7 +117,9 @@ function undo() {
       s.scored = r.scored;
       updateCounts(r.counts, r.can_undo);
       flash(`undone: #${r.index + 1}`);
-      show(r.index);
+      // go to the snippet that changed, unless the person has moved on meanwhile
+      if (app.nav === nav) show(r.index);
+      else if (app.index === r.index) render(s);
     })
     .catch((e) => flash(e.message, true));
 }
