@@ -201,3 +201,37 @@ def test_prediction_longer_than_recording_is_refused():
     rec = Recording(np.zeros(1_000), RATE)
     with pytest.raises(ParameterError, match="prediction"):
         locate_events(rec, np.zeros(2_000), LocateSettings())
+
+
+def test_prominent_peaks_equal_scipy_find_peaks():
+    from scipy import signal
+
+    from minidet.detect.locate import _prominent_peaks
+
+    rng = np.random.default_rng(7)
+    for t in range(150):
+        x = rng.random(int(rng.integers(5, 300)))
+        if t % 3 == 0:
+            x = np.round(x * 4) / 4  # ties and plateaus
+        if t % 5 == 0:
+            x = np.repeat(x, 3)
+        for height, prom, width in [(0.5, 0.5, 3.0), (0.1, 0.05, 1.0), (0.3, 0.0, 0.0)]:
+            peaks, props = signal.find_peaks(x, height=height, prominence=prom, width=width)
+            mine = _prominent_peaks(x, height, prom, width)
+            np.testing.assert_array_equal(mine["peaks"], peaks)
+            for key in ("peak_heights", "prominences", "left_ips", "right_ips", "widths"):
+                np.testing.assert_allclose(mine[key], props[key])
+
+
+def test_candidate_regions_are_linear_in_time():
+    # many equal plateaus: scipy's prominence walk would be quadratic here
+    n = 3_000_000
+    pred = np.zeros(n, np.float32)
+    for s in range(1_000, n - 1_000, 2_000):
+        pred[s : s + 300] = 0.99
+    import time
+
+    t0 = time.perf_counter()
+    regions = candidate_regions(pred, LocateSettings())
+    assert len(regions) == (n - 2_000) // 2_000
+    assert time.perf_counter() - t0 < 5.0

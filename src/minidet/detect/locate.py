@@ -246,6 +246,59 @@ def _samples_per_step(n_prediction: int, stride: float) -> float:
     return n_prediction / n_windows
 
 
+def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: float) -> dict[str, np.ndarray]:
+    """``scipy.signal.find_peaks(x, height=, prominence=, width=)`` in O(n + k log k).
+
+    scipy finds each peak's prominence by walking outwards to the nearest strictly higher
+    sample, which on a long prediction trace with many near-1 plateaus is O(n) per peak.
+    The same numbers come from the candidates alone: the nearest higher sample lies in the
+    bump of the nearest higher candidate peak, so the base on each side is the minimum of
+    the gaps between the peak and that candidate, found with a monotonic stack. Widths are
+    then scipy's ``peak_widths`` (bases only bound its local scan).
+    """
+    peaks, props = signal.find_peaks(x, height=height)
+    heights = props["peak_heights"]
+    k = peaks.size
+    if k == 0:
+        empty = np.zeros(0)
+        return {"peaks": peaks, "peak_heights": empty, "prominences": empty,
+                "left_ips": empty, "right_ips": empty, "widths": empty}
+    # seg[j]: min of x over [peaks[j-1] + 1, peaks[j] + 1) (j = 0: from 0; j = k: to the end)
+    seg = np.minimum.reduceat(x, np.concatenate(([0], peaks + 1))).astype(np.float64)
+    h = heights.tolist()
+    left = [0.0] * k
+    stack: list[tuple[float, float]] = []  # (height, min of x since the element below)
+    for i in range(k):
+        acc = float(seg[i])
+        while stack and stack[-1][0] <= h[i]:
+            acc = min(acc, stack.pop()[1])
+        left[i] = acc
+        stack.append((h[i], acc))
+    right = [0.0] * k
+    stack = []
+    for i in range(k - 1, -1, -1):
+        acc = float(seg[i + 1])
+        while stack and stack[-1][0] <= h[i]:
+            acc = min(acc, stack.pop()[1])
+        right[i] = acc
+        stack.append((h[i], acc))
+    prom = heights.astype(np.float64) - np.maximum(np.asarray(left), np.asarray(right))
+    keep = prom >= prominence
+    peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
+    if peaks.size == 0:
+        empty = np.zeros(0)
+        return {"peaks": peaks, "peak_heights": empty, "prominences": empty,
+                "left_ips": empty, "right_ips": empty, "widths": empty}
+    bases_l = np.zeros(peaks.size, dtype=np.intp)
+    bases_r = np.full(peaks.size, x.size - 1, dtype=np.intp)
+    widths, _, left_ips, right_ips = signal.peak_widths(
+        x, peaks, rel_height=0.5, prominence_data=(prom, bases_l, bases_r)
+    )
+    keep = widths >= width
+    return {"peaks": peaks[keep], "peak_heights": heights[keep], "prominences": prom[keep],
+            "left_ips": left_ips[keep], "right_ips": right_ips[keep], "widths": widths[keep]}
+
+
 def candidate_regions(prediction: np.ndarray, settings: LocateSettings) -> Regions:
     """Prediction peaks above the threshold -> search regions for the steepest rise.
 
@@ -262,7 +315,7 @@ def candidate_regions(prediction: np.ndarray, settings: LocateSettings) -> Regio
     # origin -2); height and prominence both at the threshold
     size = max(1, int(5 * factor))
     filtered = maximum_filter1d(pred, size=size, origin=max(-(size // 2), -2))
-    _, props = signal.find_peaks(
+    props = _prominent_peaks(
         filtered,
         height=settings.threshold,
         prominence=settings.threshold,
