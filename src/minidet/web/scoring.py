@@ -257,10 +257,18 @@ class ScoringSession:
         path = self._source_path(source)
         recording = None
         if path is not None:
+            import json
+
             from ..io import load
 
+            try:  # read as at extraction (sweeps, skip-start, scale ...), the stored channel name first
+                options = json.loads(str(self.dataset.attrs.get("reader_options", "{}")))
+            except ValueError:
+                options = {}
+            if channel:
+                options["channel"] = channel
             try:
-                recording = load(path, channel=channel or None)
+                recording = load(path, **options)
             except (MinidetError, OSError, ValueError) as exc:
                 log.info("context: cannot read %s (%s)", path, exc)
                 recording = exc
