@@ -205,7 +205,7 @@ def estimate_kinetics(
     max_events: int = 50,
     min_events: int = 5,
     threshold: float = 6.0,
-    max_duration_s: float | None = 300.0,
+    max_duration_s: float | None = 60.0,
 ) -> Kinetics:
     """Rise and decay of a recording's events, from its clearest template-matched events.
 
@@ -213,7 +213,8 @@ def estimate_kinetics(
     ----------
     recording
         The trace; each sweep is matched separately, the first ``max_duration_s`` seconds of
-        the trace at most.
+        the trace at most (``None``: all of it; a minute holds enough clear events, and the
+        ladder of templates costs about 1 s per 10 s of 50 kHz trace).
     direction
         ``"negative"`` or ``"positive"`` events.
     max_events
