@@ -20,6 +20,8 @@ _API = {
     "load_model": "minidet.model:load_model",
     "predict": "minidet.detect.predict:predict",
     "detect": "minidet.detect.pipeline:detect",
+    "run_batch": "minidet.batch:run_batch",
+    "BatchSettings": "minidet.batch:BatchSettings",
     "simulate": "minidet.simulate:simulate",
     "SimulationSettings": "minidet.simulate:SimulationSettings",
     "read_truth": "minidet.simulate:read_truth",

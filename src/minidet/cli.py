@@ -112,26 +112,49 @@ def parse_event_list(spec: str | None) -> list[int]:
     return sorted(numbers)
 
 
+def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Model and detection-setting options shared by ``detect`` and ``batch``
+    (see :class:`minidet.detect.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
+    options = [
+        click.option("--model", default="gc", show_default=True,
+                     help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras)."),
+        click.option("--window-size", type=int, default=None,
+                     help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]"),
+        click.option("--stride", type=int, default=None, help="Step between prediction windows, samples. [model default]"),
+        click.option("--threshold", type=float, default=None, help="Event probability threshold, 0-1. [model default]"),
+        click.option("--event-direction", type=click.Choice(["negative", "positive"]), default=None,
+                     help="Direction of the events in the recording. [model default]"),
+        click.option("--training-direction", type=click.Choice(["negative", "positive"]), default=None,
+                     help="Direction of the events the model was trained on. [model default]"),
+        click.option("--convolve-win", type=int, default=None,
+                     help="Hann filter width for measuring, samples. [model default]"),
+        click.option("--gradient-convolve-win", type=int, default=None,
+                     help="Hann filter width of the derivative, samples. [model default]"),
+        click.option("--rel-prom-cutoff", type=float, default=None,
+                     help="Relative prominence that separates overlapping events, 0-1. [model default]"),
+        click.option("--no-resample", is_flag=True, default=False,
+                     help="Do not resample the trace to the model's input size."),
+        click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def detect_overrides(kwargs: dict[str, Any], no_resample: bool) -> dict[str, Any]:
+    """The detection settings given on the command line (what is left in ``kwargs`` after
+    the reader options were popped), for ``detect(..., **overrides)``; omitted ones are
+    left to the model."""
+    overrides = {k: v for k, v in kwargs.items() if v is not None}
+    if no_resample:
+        overrides["resample"] = False
+    return overrides
+
+
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @reader_options
-@click.option("--model", default="gc", show_default=True,
-              help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras).")
-@click.option("--window-size", type=int, default=None,
-              help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]")
-@click.option("--stride", type=int, default=None, help="Step between prediction windows, samples. [model default]")
-@click.option("--threshold", type=float, default=None, help="Event probability threshold, 0-1. [model default]")
-@click.option("--event-direction", type=click.Choice(["negative", "positive"]), default=None,
-              help="Direction of the events in the recording. [model default]")
-@click.option("--training-direction", type=click.Choice(["negative", "positive"]), default=None,
-              help="Direction of the events the model was trained on. [model default]")
-@click.option("--convolve-win", type=int, default=None, help="Hann filter width for measuring, samples. [model default]")
-@click.option("--gradient-convolve-win", type=int, default=None,
-              help="Hann filter width of the derivative, samples. [model default]")
-@click.option("--rel-prom-cutoff", type=float, default=None,
-              help="Relative prominence that separates overlapping events, 0-1. [model default]")
-@click.option("--no-resample", is_flag=True, default=False, help="Do not resample the trace to the model's input size.")
-@click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]")
+@detect_options
 @click.option("--exclude", "exclude", default=None, metavar="N,N-M",
               help="Event numbers (0-based, as in events.csv) to exclude from the summary, e.g. 3,7,12.")
 @click.option("--out", "out_dir", type=click.Path(path_type=str), default=None,
@@ -156,9 +179,7 @@ def detect(path: str, model: str, exclude: str | None, out_dir: str | None, plot
     from . import report
 
     load_kwargs = reader_kwargs(kwargs)
-    overrides = {k: v for k, v in kwargs.items() if v is not None}
-    if no_resample:
-        overrides["resample"] = False
+    overrides = detect_overrides(kwargs, no_resample)
     excluded = parse_event_list(exclude)
     stem = Path(path).stem or "recording"
     out = Path(out_dir) if out_dir else Path("minidet-results") / stem
@@ -212,6 +233,61 @@ def detect(path: str, model: str, exclude: str | None, out_dir: str | None, plot
         note(f"plots:   {out / 'report.html'} (trace.png, events.png, histograms.png)")
     if as_json:
         click.echo(report.to_json(report.result_to_dict(result)))
+
+
+# ----------------------------------------------------------------------------- batch
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Output folder: recordings/<name>/ per recording, batch_summary/_events/_failures tables.")
+@reader_options
+@detect_options
+@click.option("--plots", is_flag=True, help="Also write PNG figures and report.html for every recording.")
+@click.option("--nwb", is_flag=True, help="Also write results.nwb for every recording.")
+@click.option("--save-prediction", is_flag=True, help="Store the prediction trace in every results.h5.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes; 1 runs in this process. [one per core, at most one per recording]")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="Torch threads per worker. [cores / workers]")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on this Dask distributed cluster instead of local workers (shared file system needed).")
+@click.option("--ext", "extensions", multiple=True, metavar=".EXT",
+              help="File type to pick up in folders; repeat for several. [.abf .h5 .hdf5 .nwb .npy and neo's]")
+@click.option("--force", is_flag=True, help="Redo every recording, even those with up-to-date results.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@handle_errors
+def batch(inputs: tuple[str, ...], out_dir: str, model: str, no_resample: bool, plots: bool, nwb: bool,
+          save_prediction: bool, workers: int | None, threads_per_worker: int | None, scheduler: str | None,
+          extensions: tuple[str, ...], force: bool, no_progress: bool, **kwargs: Any) -> None:
+    """Detect events in many recordings: files, folders, glob patterns or CSV manifests.
+
+    Every recording gets the results `minidet detect` writes, in OUT/recordings/<name>/;
+    the batch gets batch_summary (one row per recording), batch_events (all events, with a
+    recording column) and batch_failures, each as .csv and .parquet. A manifest is a CSV
+    with a 'path' column and optional columns name, channel, sweeps, skip_start, dataset,
+    sampling_rate, scale, unit, any detection setting (threshold, window_size, ...) and
+    free labels (cell, condition, animal). Re-running skips recordings whose result was
+    made from the same file content, settings and model. Exit code 1 when some recording
+    failed (the others complete), 2 for bad input (before any work).
+    """
+    from .batch import FOLDER_EXTENSIONS, FAILURES_TABLE, SUMMARY_TABLE, EVENTS_TABLE, BatchSettings, run_batch
+
+    reader = reader_kwargs(kwargs)
+    exts = tuple(e if e.startswith(".") else f".{e}" for e in extensions) or FOLDER_EXTENSIONS
+    settings = BatchSettings(model=model, detect=detect_overrides(kwargs, no_resample), reader=reader,
+                             plots=plots, nwb=nwb, save_prediction=save_prediction, extensions=exts)
+    result = run_batch(list(inputs), out_dir, settings, workers=workers, threads_per_worker=threads_per_worker,
+                       scheduler=scheduler, force=force, progress=not no_progress)
+    counts = f"{result.n_done} analysed, {result.n_cached} up to date, {result.n_failed} failed"
+    click.echo(f"{len(result.recordings)} recordings: {counts}; {len(result.events)} events")
+    click.echo(f"tables:  {result.out_dir / SUMMARY_TABLE}.csv, {EVENTS_TABLE}.csv, {FAILURES_TABLE}.csv "
+               "(and .parquet)")
+    if not result.ok:
+        for row in result.failures.head(10).itertuples(index=False):
+            click.echo(f"failed:  {row.recording}: {row.error}", err=True)
+        if result.n_failed > 10:
+            click.echo(f"failed:  ... {result.n_failed - 10} more in {FAILURES_TABLE}.csv", err=True)
+        sys.exit(1)
 
 
 @main.command("example-path")
