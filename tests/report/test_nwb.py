@@ -26,6 +26,7 @@ def test_si_conversion() -> None:
     assert si_conversion("pA") == ("A", 1e-12)
     assert si_conversion("mV") == ("V", 1e-3)
     assert si_conversion("A") == ("A", 1.0)
+    assert si_conversion("amperes") == ("A", 1.0) and si_conversion("volts") == ("V", 1.0)
     assert si_conversion("a.u.") == (None, 1.0)
 
 

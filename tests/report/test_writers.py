@@ -120,6 +120,7 @@ def test_charge_units_follow_the_recording_unit(tmp_path: Path) -> None:
     assert report.charge_unit("pA") == "pC"
     assert report.charge_unit("nA") == "nC"
     assert report.charge_unit("mV") == "mV*s"
+    assert report.charge_unit("amperes") == "coulombs"
     result = make_result(unit="mV")
     header = report.events_table(result).columns.tolist()
     assert "charge_mV_s" in header and "amplitude_mV" in header

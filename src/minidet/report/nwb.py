@@ -56,6 +56,8 @@ _DESCRIPTIONS = {
 def si_conversion(unit: str) -> tuple[str | None, float]:
     """``"pA"`` -> ``("A", 1e-12)``; ``"mV"`` -> ``("V", 1e-3)``; other units -> ``(None, 1.0)``."""
     u = str(unit).strip()
+    if u.lower() in ("amperes", "ampere", "volts", "volt"):  # NWB's own SI unit names
+        return u[0].upper(), 1.0
     if u and u[-1] in ("A", "V") and u[:-1] in _PREFIX:
         return u[-1], _PREFIX[u[:-1]]
     return None, 1.0

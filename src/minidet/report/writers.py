@@ -79,7 +79,8 @@ _IN_UNIT = ("baseline", "amplitude")  # columns in the recording's unit
 _IN_CHARGE_UNIT = ("charge",)  # columns in unit x seconds
 
 # current unit -> the charge unit of (current unit x s)
-_CHARGE_UNITS = {"fA": "fC", "pA": "pC", "nA": "nC", "uA": "uC", "µA": "µC", "mA": "mC", "A": "C"}
+_CHARGE_UNITS = {"fA": "fC", "pA": "pC", "nA": "nC", "uA": "uC", "µA": "µC", "mA": "mC", "A": "C",
+                 "amperes": "coulombs", "ampere": "coulombs"}  # NWB series store SI unit names
 
 
 # ============================================================================ atomic writes
