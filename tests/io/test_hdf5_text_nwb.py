@@ -113,11 +113,11 @@ def test_nwb_series_by_name(tmp_path):
     _write_nwb(path, {"vc0": a, "vc1": b})
     with pytest.raises(ChannelError, match="vc0, vc1"):
         minidet.load(path)
-    rec = minidet.load(path, dataset="vc1")
-    assert rec.sampling_rate == 20_000 and rec.unit == "amperes"
-    np.testing.assert_allclose(rec.samples, b * 1e-12)
-    rec = minidet.load(path, dataset="vc0", scale=1e12, unit="pA")
-    np.testing.assert_allclose(rec.samples, a)
+    rec = minidet.load(path, dataset="vc1")  # SI amperes come out in pA, and say so
+    assert rec.sampling_rate == 20_000 and rec.unit == "pA"
+    np.testing.assert_allclose(rec.samples, b)
+    rec = minidet.load(path, dataset="vc0", scale=1e15, unit="fA")  # explicit: scale applies to SI
+    np.testing.assert_allclose(rec.samples, a * 1e3)
     info = minidet.describe(path).to_dict()
     assert [c["name"] for c in info["channels"]] == ["vc0", "vc1"]
 

@@ -1,6 +1,8 @@
 """NWB files (read with pynwb): intracellular series (PatchClampSeries and subclasses).
 
-Samples come out in the series' unit: ``data * conversion + offset``. A series is chosen by
+Samples come out as ``data * conversion + offset``. NWB stores SI units (amperes, volts);
+those are converted to the units electrophysiologists read (pA, mV) and the Recording says
+so, unless ``--unit`` names the unit explicitly (then ``--scale`` applies to the SI values). A series is chosen by
 name (``--dataset`` or ``--channel``); with several series and none named, the error lists them.
 Each series counts as one sweep; several series of one sweep table can be selected with
 ``--sweeps`` when they share a name stem (not needed for the common one-series case).
@@ -45,6 +47,19 @@ def _series(nwbfile) -> dict:
             if isinstance(obj, TimeSeries) and getattr(obj, "data", None) is not None:
                 found[name] = obj
     return found
+
+
+_SI_TO_CONVENTIONAL = {
+    "amperes": (1e12, "pA"), "ampere": (1e12, "pA"), "a": (1e12, "pA"),
+    "volts": (1e3, "mV"), "volt": (1e3, "mV"), "v": (1e3, "mV"),
+}
+
+
+def _conventional_unit(unit: str | None) -> tuple[float, str | None]:
+    """Factor and unit that turn SI amperes/volts into pA/mV; other units are kept."""
+    if unit is None:
+        return 1.0, None
+    return _SI_TO_CONVENTIONAL.get(unit.strip().lower(), (1.0, unit))
 
 
 def _rate(series) -> float | None:
@@ -107,6 +122,10 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
         data = np.asarray(s.data[()], dtype=np.float64) * float(s.conversion) + float(getattr(s, "offset", 0.0) or 0.0)
         rate = _rate(s)
         unit = s.unit
+        if options.unit is None and options.scale is None:
+            factor, unit = _conventional_unit(s.unit)
+            if factor != 1.0:
+                data = data * factor
         meta = {"series": str(name), "series_type": type(s).__name__,
                 "session_description": nwbfile.session_description}
         electrode = getattr(s, "electrode", None)
