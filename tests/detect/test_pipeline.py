@@ -109,25 +109,28 @@ def test_f1_against_simulated_truth(public30, result):
 
 
 def test_end_to_end_with_bundled_gc_model(public30):
-    """The real network on the first 4 s of public30 against miniML's events there."""
+    """The real network on the first 3 s of public30 against miniML's events there
+    (settings from the bundled model's metadata: miniML's)."""
     pytest.importorskip("minidet.detect.predict", reason="minidet.detect.predict is not there yet")
     from minidet.model import load_model
 
     try:
-        model = load_model("gc")
+        load_model("gc")
     except (UnknownModelError, ModelFileError, ImportError) as exc:
         pytest.skip(f"bundled model 'gc' unavailable: {exc}")
     rec, ref, _ = public30
-    n = 200_000
+    n = 150_000
     part = Recording(rec.samples[:n], rec.sampling_rate, unit="pA")
-    res = detect(part, model, convolve_win=20, gradient_convolve_win=40)
+    res = detect(part, "gc", device="cpu")
+    assert res.settings.convolve_win == 20 and res.settings.gradient_convolve_win == 40
     # miniML's events that are also inside minidet's border on the shorter trace
     limit = n - 800 - 1
-    assert (ref["event_locations"] < limit).sum() >= 8
+    assert (ref["event_locations"] < limit).sum() >= 10
     score, rel = parity(res, ref, limit=limit)
     assert score >= 0.98
     for col, value in rel.items():
         assert value <= 0.02, (col, value)
+    assert res.prediction is not None and res.prediction.shape[0] >= n - 600
 
 
 # ---------------------------------------------------------------------------- table

@@ -433,11 +433,13 @@ class DetectionResult:
     def average_event(self) -> tuple[np.ndarray, np.ndarray]:
         """``(time_s, mean waveform)`` of the kept events that overlap no other (all kept
         events when every one overlaps), on the default window of :meth:`waveforms`."""
-        t, waves = self.waveforms()
-        if waves.shape[0] == 0:
-            return t, np.full(t.size, np.nan)
-        mask = average_mask(self.events["sample"].to_numpy(), self.settings.window_size)
-        return t, average_waveform(waves[mask])
+        pre, post = self._default_window()
+        kept = self.events
+        mask = average_mask(kept["sample"].to_numpy(), self.settings.window_size)
+        t, waves = cut_waveforms(
+            self.recording, kept["sample"].to_numpy()[mask], kept["baseline"].to_numpy()[mask], pre, post
+        )
+        return t, average_waveform(waves)
 
     def __repr__(self) -> str:
         return (
