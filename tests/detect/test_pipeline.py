@@ -267,6 +267,7 @@ def test_prediction_of_the_wrong_shape_is_refused():
         ({"batch_size": 0}, "batch_size"),
         ({"filter_factor": 0.5}, "filter_factor"),
         ({"model": ""}, "model"),
+        ({"predict_mode": "quick"}, "predict_mode"),
     ],
 )
 def test_settings_validation_names_the_value(kwargs, name):
@@ -284,10 +285,11 @@ def _fake_predict(monkeypatch, calls, prediction):
     module = types.ModuleType("minidet.detect.predict")
 
     def predict(recording, model, window_size=600, stride=None, event_direction="negative",
-                training_direction=None, resample=True, batch_size=512, device="auto", progress=False):
+                training_direction=None, resample=True, batch_size=512, device="auto", progress=False,
+                mode="fast"):
         calls.append(dict(window_size=window_size, stride=stride, event_direction=event_direction,
                           training_direction=training_direction, resample=resample,
-                          batch_size=batch_size, device=device, model=model))
+                          batch_size=batch_size, device=device, model=model, mode=mode))
         return prediction
 
     module.predict = predict
@@ -323,6 +325,7 @@ def test_model_metadata_supplies_defaults_that_arguments_override(monkeypatch):
     res = detect(rec, model)
     assert calls[-1]["training_direction"] == "positive" and calls[-1]["model"] is model
     assert res.settings.threshold == 0.85 and res.settings.convolve_win == 10
+    assert res.settings.model == "fake" and calls[-1]["mode"] == "fast"
     assert res.settings.gradient_convolve_win == 20
     assert res.count == 0  # oracle scores 0.8 < the model's threshold 0.85
     res = detect(rec, model, threshold=0.5, training_direction="negative", batch_size=64)
@@ -340,8 +343,8 @@ def test_detect_runs_predict_when_no_prediction_is_given(monkeypatch):
     calls: list = []
     _fake_predict(monkeypatch, calls, _oracle(rec.n_samples, events))
     model = types.SimpleNamespace(metadata={"window_size": 600, "threshold": 0.5})
-    res = detect(rec, model, event_direction="positive", stride=15, window_size=450)
-    assert calls[-1]["window_size"] == 450 and calls[-1]["stride"] == 15
+    res = detect(rec, model, event_direction="positive", stride=15, window_size=450, predict_mode="full")
+    assert calls[-1]["window_size"] == 450 and calls[-1]["stride"] == 15 and calls[-1]["mode"] == "full"
     assert calls[-1]["event_direction"] == "positive"
     assert res.count == len(events)
     assert (res.events["amplitude"] > 0).all()

@@ -106,6 +106,10 @@ class DetectSettings:
         Windows per forward pass (>= 1).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    predict_mode
+        ``"fast"``: the network scores coarse windows and refines around any that score
+        above 0.002 (same events, a fraction of the work); ``"full"``: every window, as
+        miniML. See :mod:`minidet.detect.predict`.
     """
 
     model: str = "gc"
@@ -122,6 +126,7 @@ class DetectSettings:
     peak_w: int = 5
     batch_size: int = 512
     device: str = "auto"
+    predict_mode: str = "fast"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -158,6 +163,8 @@ class DetectSettings:
             raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if self.predict_mode not in ("fast", "full"):
+            raise ParameterError(f"predict_mode must be 'fast' or 'full', got {self.predict_mode!r}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -469,6 +476,7 @@ def _call_predict(recording: Recording, model: Any, settings: DetectSettings, pr
         "batch_size": settings.batch_size,
         "device": settings.device,
         "progress": progress,
+        "mode": settings.predict_mode,
     }
     params = inspect.signature(predict).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -526,9 +534,6 @@ def detect(
     recording.check_finite()
     if method != "miniml":
         return _detect_classic(recording, method, method_settings, settings, overrides)
-    model_name = model if isinstance(model, str) else (settings.model if settings else None)
-    if isinstance(model, str) and settings is not None and "model" not in overrides and model != settings.model:
-        overrides = {**overrides, "model": model}
     try:
         model_obj = _load_model(model)
     except Exception as exc:  # noqa: BLE001 - only tolerated when no prediction is needed
@@ -537,6 +542,13 @@ def detect(
         log.warning("model %r unavailable (%s); using settings without its metadata", model, exc)
         model_obj = None
     metadata = _metadata_dict(model_obj) if model_obj is not None else {}
+    if isinstance(model, str):
+        model_name = model
+    else:
+        name = metadata.get("name")
+        model_name = name if isinstance(name, str) and name.strip() else None
+    if model_name is not None and settings is not None and "model" not in overrides and model_name != settings.model:
+        overrides = {**overrides, "model": model_name}
     resolved = resolve_settings(settings, metadata, overrides, model_name)
 
     if prediction is None:
