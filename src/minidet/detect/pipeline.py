@@ -338,6 +338,11 @@ class DetectionResult:
     info
         Intermediate values worth reporting (``gradient_threshold`` in unit/s,
         ``n_regions`` prediction peaks above threshold).
+
+    Excluding events (:meth:`exclude`) changes what the statistics, the average event and
+    the ``overlapping`` flags are computed from; the other per-event measurements keep the
+    values they got at detection, with all detected events as neighbours (as miniML's
+    ``delete_events``).
     """
 
     recording: Recording
@@ -351,7 +356,7 @@ class DetectionResult:
     @property
     def events(self) -> pd.DataFrame:
         """The kept events (``events_all`` without excluded rows; index = position in events_all)."""
-        return self.events_all[~self.events_all["excluded"].to_numpy(bool)]
+        return self.events_all[~self.events_all["excluded"].to_numpy(bool)].copy()
 
     @property
     def count(self) -> int:
