@@ -272,18 +272,32 @@ def _convert_reader(key: str, text: str) -> Any:
     return text
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _looks_like_manifest(path: str) -> bool:
-    """A ``.csv``/``.tsv`` file whose header has a ``path`` column."""
+    """A ``.csv``/``.tsv`` input is a manifest if its header has a ``path`` column, or if its
+    first data row holds text (a text recording holds numbers), so that a manifest that
+    lacks its ``path`` column is reported as such instead of being read as a recording."""
     if not path.lower().endswith((".csv", ".tsv")):
         return False
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            head = fh.readline()
+            head = [fh.readline() for _ in range(2)]
     except (OSError, UnicodeDecodeError):
         return False
-    delimiter = "\t" if head.count("\t") > head.count(",") else ","
-    cells = next(csv.reader([head], delimiter=delimiter), [])
-    return any(c.strip().lower() == "path" for c in cells)
+    delimiter = "\t" if head[0].count("\t") > head[0].count(",") else ","
+    rows = list(csv.reader([h for h in head if h.strip()], delimiter=delimiter))
+    if not rows:
+        return False
+    if any(c.strip().lower() == "path" for c in rows[0]):
+        return True
+    return len(rows) > 1 and any(c.strip() and not _is_number(c.strip()) for c in rows[1])
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
