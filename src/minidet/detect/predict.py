@@ -1,0 +1,603 @@
+"""Sliding-window inference: :func:`predict` turns a :class:`Recording` into the event
+probability of every window start, on the recording's own sample grid.
+
+How miniML does it (``EventDetection.__predict`` and ``_interpolate_prediction_trace``):
+the trace is FFT-resampled by ``600 / window_size`` (``resample_to_600``), inverted when the
+event and training directions differ, cut into windows of 600 samples every
+``round(stride * 600 / window_size)`` samples (stride default ``round(window_size / 30)``),
+each window min-max scaled and scored. The ``n_windows`` scores are then stretched by
+linear interpolation onto ``round((n_windows - 1) * model_stride / factor)`` samples with
+``np.linspace(0, n_windows, length)`` (so score ``k`` lands at sample
+``k * length / (n_windows - 1)`` ... slightly more than ``k * stride``: the last scores sit
+about one stride early). For a 30 s, 50 kHz recording at window 600 and stride 20 that is
+``74,971`` scores and ``1,499,400`` samples. :meth:`Prediction.miniml_layout` reproduces
+that array exactly; :attr:`Prediction.values` maps every score to the sample where its
+window starts.
+
+What minidet does differently, for speed and bounded memory:
+
+- ``mode="fast"`` (default) scores every ``coarse_step``-th window first and then every
+  window near any window that scored above ``refine_threshold``, growing those regions
+  until their edges score below it (a flood fill). The remaining windows get the linear
+  interpolation of their scored neighbours, all below ``refine_threshold``. An excursion
+  of the prediction that reaches 0.05 rises above 0.002 for at least 5 strides (100
+  samples at stride 20) on every trace we measured (see ``benchmarks/predict_speed.py``),
+  so a coarse step of 4 strides cannot step over one. ``mode="full"`` scores every window.
+- Windows are gathered batch by batch from the samples; with resampling the trace is
+  resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins
+  so that every block is bit-identical to a whole-trace run), never as a whole-trace FFT.
+  Memory holds the samples, the output and a few small per-window arrays, whatever the
+  recording's length.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..recording import Recording
+
+__all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "predict", "predict_recording"]
+
+DIRECTIONS = ("negative", "positive")
+MODES = ("fast", "full")
+#: fast mode, level 1: network samples between coarse windows (12 strides of 20)
+DEFAULT_COARSE_STEP = 240
+#: fast mode, level 2: network samples between windows near a "warm" coarse window (4 strides)
+DEFAULT_REFINE_STEP = 80
+#: fast mode: a coarse window above this has the level-2 grid scored around it
+DEFAULT_WARM_THRESHOLD = 3e-4
+#: fast mode: a window above this gets every window within refine_step scored
+DEFAULT_REFINE_THRESHOLD = 2e-3
+DEFAULT_BATCH_SIZE = 256
+#: samples of the network's grid resampled at once (resampling only)
+DEFAULT_CHUNK_SIZE = 1 << 18
+#: show a progress bar by default from this many windows on
+_PROGRESS_MIN_WINDOWS = 50_000
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """Settings of :func:`predict`; ``None`` means "the model's value".
+
+    Parameters
+    ----------
+    window_size
+        Window length in samples of the recording (>= 12). ``None``: the model's window
+        (600 for ``gc``). With ``resample`` the recording is resampled by
+        ``input_size / window_size`` so that one window fills the network input.
+    stride
+        Samples of the recording between window starts, 1 .. window_size. ``None``: the
+        model's stride scaled to ``window_size`` (20 for 600, i.e. ``window_size / 30``).
+    event_direction
+        ``"negative"`` or ``"positive"``: polarity of the events in the recording.
+        ``None``: the model's (``"negative"`` for ``gc``).
+    training_direction
+        Polarity of the events the model was trained on; ``None``: from the model file. The
+        trace is inverted for scoring when it differs from ``event_direction``.
+    resample
+        Resample so that ``window_size`` fills the network input (miniML's
+        ``resample_to_600``). False: windows of the network's own input size, no resampling
+        (``window_size`` must then be that size or ``None``).
+    batch_size
+        Windows per forward pass (>= 1).
+    device
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    mode
+        ``"fast"``: coarse pass + refinement where any window may score above
+        ``refine_threshold`` (see the module notes); ``"full"``: score every window.
+    coarse_step
+        Fast mode: network-input samples between coarse windows (>= 1); rounded down to a
+        whole number of strides (at least one).
+    refine_threshold
+        Fast mode: score above which the neighbours of a window are scored, in (0, 0.05).
+    chunk_size
+        Network-grid samples resampled at once when resampling (>= 4 * input size); bounds
+        the memory, never changes the result.
+    engine
+        ``"fast"``: inference-only float32 rewrite of the network on the CPU; ``"plain"``:
+        the network's own forward pass (the float32 reference). Off the CPU always plain.
+    """
+
+    window_size: int | None = 600
+    stride: int | None = None
+    event_direction: str | None = None
+    training_direction: str | None = None
+    resample: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
+    device: str = "auto"
+    mode: str = "fast"
+    coarse_step: int = DEFAULT_COARSE_STEP
+    refine_step: int = DEFAULT_REFINE_STEP
+    warm_threshold: float = DEFAULT_WARM_THRESHOLD
+    refine_threshold: float = DEFAULT_REFINE_THRESHOLD
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    engine: str = "fast"
+
+    def __post_init__(self) -> None:
+        if self.window_size is not None and (not _is_int(self.window_size) or self.window_size < 12):
+            raise ParameterError(
+                f"window_size must be an integer >= 12 samples or None, got {self.window_size!r}")
+        if self.stride is not None:
+            if not _is_int(self.stride) or self.stride < 1:
+                raise ParameterError(
+                    f"stride must be a positive integer number of samples or None, got {self.stride!r}")
+            if self.window_size is not None and self.stride > self.window_size:
+                raise ParameterError(
+                    f"stride must be from 1 to window_size ({self.window_size}) samples, got {self.stride!r}")
+        for key in ("event_direction", "training_direction"):
+            value = getattr(self, key)
+            if value is not None and value not in DIRECTIONS:
+                raise ParameterError(f"{key} must be one of {DIRECTIONS} or None, got {value!r}")
+        if not isinstance(self.resample, (bool, np.bool_)):
+            raise ParameterError(f"resample must be True or False, got {self.resample!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ParameterError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not _is_int(self.coarse_step) or self.coarse_step < 1:
+            raise ParameterError(
+                f"coarse_step must be an integer >= 1 (network samples), got {self.coarse_step!r}")
+        if not _is_int(self.refine_step) or self.refine_step < 1:
+            raise ParameterError(
+                f"refine_step must be an integer >= 1 (network samples), got {self.refine_step!r}")
+        if not _is_real(self.refine_threshold) or not 0.0 < float(self.refine_threshold) < 0.05:
+            raise ParameterError(
+                f"refine_threshold must be in (0, 0.05), got {self.refine_threshold!r}")
+        if not _is_real(self.warm_threshold) or not 0.0 < float(self.warm_threshold) <= float(self.refine_threshold):
+            raise ParameterError(
+                f"warm_threshold must be in (0, refine_threshold={self.refine_threshold}], "
+                f"got {self.warm_threshold!r}")
+        if not _is_int(self.chunk_size) or self.chunk_size < 1:
+            raise ParameterError(
+                f"chunk_size must be a positive integer (samples), got {self.chunk_size!r}")
+        from .scorer import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Event probability of every window start of a recording.
+
+    ``np.asarray(prediction)`` is :attr:`values`.
+
+    Attributes
+    ----------
+    values : numpy.ndarray, float32, shape (n_samples - window_size + 1,)
+        ``values[j]``: probability that the window of ``window_size`` samples starting at
+        sample ``j`` holds an event (at miniML's position in the window). Windows are scored
+        every :attr:`stride` samples; values in between are linear interpolations, and the
+        last ``< stride`` samples, after the last scored window, repeat its score.
+    window_starts : numpy.ndarray, float64, shape (n_windows,)
+        Sample (of the recording) where each scored window starts: ``k * stride``.
+    scores : numpy.ndarray, float32, shape (n_windows,)
+        Probability of each window at the stride (miniML's raw prediction); where
+        :attr:`evaluated` is False, interpolated from scored neighbours (fast mode).
+    evaluated : numpy.ndarray, bool, shape (n_windows,)
+        Which windows the network scored.
+    window_size : int
+        Window length in samples of the recording.
+    stride : float
+        Samples of the recording between window starts (``model_stride / factor``; an integer
+        unless resampling makes it fractional).
+    model_stride : int
+        Stride in samples of the network's grid.
+    factor : float
+        Resampling factor ``input_size / window_size`` (1.0 without resampling).
+    sampling_rate : float
+        Of the recording (Hz).
+    inverted : bool
+        Whether the trace was inverted for scoring.
+    mode : str
+        ``"fast"`` or ``"full"``.
+    """
+
+    values: np.ndarray
+    window_starts: np.ndarray
+    scores: np.ndarray
+    evaluated: np.ndarray
+    window_size: int
+    stride: float
+    model_stride: int
+    factor: float
+    sampling_rate: float
+    inverted: bool
+    mode: str
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.values if dtype is None else self.values.astype(dtype)
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.scores.size)
+
+    @property
+    def n_evaluated(self) -> int:
+        """Windows the network actually scored."""
+        return int(np.count_nonzero(self.evaluated))
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """Start time (s) of the window of each of :attr:`values`."""
+        return np.arange(self.values.size) / self.sampling_rate
+
+    def miniml_layout(self) -> np.ndarray:
+        """The scores as miniML's ``EventDetection.prediction`` lays them out (float64).
+
+        Length ``round((n_windows - 1) * model_stride / factor)``, made with
+        ``np.interp(np.linspace(0, n_windows, length), arange(n_windows), scores)``: the
+        same array miniML 1.1.2 produces from the same scores.
+        """
+        n = self.scores.size
+        length = round((n - 1) * self.model_stride / self.factor)
+        grid = np.linspace(0, n, length)
+        return np.interp(grid, np.arange(n), self.scores)
+
+    def __repr__(self) -> str:
+        return (f"Prediction({self.values.size} samples, {self.n_windows} windows every "
+                f"{self.stride:g} samples, {self.n_evaluated} scored, mode={self.mode!r}, "
+                f"window_size={self.window_size})")
+
+
+# ------------------------------------------------------------------------------ geometry
+@dataclass(frozen=True)
+class _Plan:
+    n_samples: int
+    window_size: int  # recording samples
+    input_size: int  # network samples
+    up: int
+    down: int
+    model_stride: int
+    n_model: int  # samples on the network's grid
+    n_windows: int
+    invert: bool
+
+    @property
+    def factor(self) -> float:
+        return self.up / self.down
+
+    @property
+    def resampled(self) -> bool:
+        return self.up != self.down
+
+
+def _plan(n_samples: int, settings: PredictSettings, metadata: Any, input_size: int) -> _Plan:
+    model_window = int(getattr(metadata, "window_size", input_size))
+    window = int(settings.window_size) if settings.window_size is not None else model_window
+    if settings.resample:
+        ratio = Fraction(input_size, window)
+    else:
+        if window != input_size:
+            raise ParameterError(
+                f"resample=False scores windows of the network's own {input_size} samples, "
+                f"but window_size={window}; use window_size={input_size} (or None), or "
+                f"resample=True to resample {window}-sample windows onto {input_size}")
+        ratio = Fraction(1)
+    if window > n_samples:
+        raise ParameterError(
+            f"window_size={window} samples is longer than the recording ({n_samples} samples); "
+            f"use a window of at most {n_samples} samples or a longer recording")
+    if settings.stride is not None:
+        stride = int(settings.stride)
+    else:
+        model_stride_meta = getattr(metadata, "stride", None) or max(1, model_window // 30)
+        stride = max(1, round(model_stride_meta * window / model_window))
+    if not 1 <= stride <= window:
+        raise ParameterError(f"stride must be from 1 to window_size ({window}) samples, got {stride}")
+    model_stride = round(stride * float(ratio))
+    if model_stride < 1:
+        raise ParameterError(
+            f"stride={stride} samples becomes {stride * float(ratio):.3g} samples after "
+            f"resampling by {input_size}/{window}: use stride >= {math.ceil(0.5 / float(ratio))}")
+    up, down = ratio.numerator, ratio.denominator
+    n_model = -(-n_samples * up // down)  # ceil: what resample_poly makes of the whole trace
+    n_windows = (n_model - input_size) // model_stride + 1
+    if n_windows < 1:  # pragma: no cover - window <= n_samples guarantees n_model >= input
+        raise ParameterError(f"the recording is too short for one {window}-sample window")
+    return _Plan(n_samples, window, input_size, up, down, model_stride, n_model, n_windows,
+                 invert=False)
+
+
+# ------------------------------------------------------------------------------ windows
+class _WindowSource:
+    """Raw float32 windows of the (resampled, inverted) trace on the network's grid."""
+
+    def __init__(self, samples: np.ndarray, plan: _Plan, chunk_size: int) -> None:
+        self.x = samples
+        self.plan = plan
+        self.sign = -1.0 if plan.invert else 1.0
+        self.offsets = np.arange(plan.input_size)
+        if plan.resampled:
+            from scipy.signal import resample_poly  # noqa: F401  (fail early if missing)
+
+            self.block = max(int(chunk_size), 4 * plan.input_size)
+            up, down = plan.up, plan.down
+            # resample_poly's filter reaches 10 * max(up, down) upsampled samples each side
+            self.margin = -(-10 * max(up, down) // up) + 2
+            self.pad = -(-self.margin // down) * down  # edge padding, a whole number of `down`
+            self.cache: dict[int, np.ndarray] = {}
+
+    def windows(self, idx: np.ndarray) -> np.ndarray:
+        """Windows starting at network samples ``idx * model_stride`` (idx ascending)."""
+        plan = self.plan
+        starts = idx.astype(np.int64) * plan.model_stride
+        if not plan.resampled:
+            out = self.x[starts[:, None] + self.offsets].astype(np.float32)
+        else:
+            out = np.empty((idx.size, plan.input_size), dtype=np.float32)
+            for i, s in enumerate(starts):
+                out[i] = self._model_samples(int(s), int(s) + plan.input_size)
+        if self.sign < 0:
+            np.negative(out, out=out)
+        return out
+
+    # -- resampling ---------------------------------------------------------------------
+    def _model_samples(self, m0: int, m1: int) -> np.ndarray:
+        b0 = m0 // self.block
+        blk = self._block(b0)
+        lo = m0 - b0 * self.block
+        if m1 - b0 * self.block <= blk.size:
+            return blk[lo:lo + (m1 - m0)]
+        nxt = self._block(b0 + 1)
+        head = blk[lo:]
+        return np.concatenate([head, nxt[:m1 - m0 - head.size]])
+
+    def _block(self, b: int) -> np.ndarray:
+        blk = self.cache.get(b)
+        if blk is None:
+            if len(self.cache) >= 2:
+                self.cache.pop(min(self.cache))
+            m0 = b * self.block
+            m1 = min((b + 1) * self.block, self.plan.n_model)
+            blk = self._resample(m0, m1).astype(np.float32)
+            self.cache[b] = blk
+        return blk
+
+    def _resample(self, m0: int, m1: int) -> np.ndarray:
+        """Network-grid samples [m0, m1), bit-identical however the trace is cut in blocks.
+
+        The trace is extended by ``pad`` edge values on both sides (a multiple of ``down``
+        so that the grids stay aligned), and each block is resampled from a slice of that
+        extended trace that starts at a multiple of ``down`` and reaches ``margin`` input
+        samples beyond the block on both sides, or to the extended trace's end.
+        """
+        from scipy.signal import resample_poly
+
+        plan = self.plan
+        up, down, pad, n = plan.up, plan.down, self.pad, plan.n_samples
+        # extended-trace input range
+        first = (m0 * down) // up + pad - self.margin
+        ea = max(0, (first // down) * down)
+        eb = min(n + 2 * pad, -(-(m1 * down) // up) + pad + self.margin + 1)
+        # gather the extended slice [ea, eb): index e <-> recording sample e - pad (clamped)
+        src = np.clip(np.arange(ea, eb) - pad, 0, n - 1)
+        if ea >= pad and eb <= n + pad:
+            seg = self.x[ea - pad:eb - pad]
+        else:
+            seg = self.x[src]
+        y = resample_poly(seg, up, down)
+        # local output l <-> extended output l + ea*up/down <-> network sample l + (ea-pad)*up/down
+        shift = (ea - pad) * up // down
+        return y[m0 - shift:m1 - shift]
+
+
+# ------------------------------------------------------------------------------ scoring
+def _dilate(hot: np.ndarray, reach: int, n: int) -> np.ndarray:
+    """Boolean mask of indices within ``reach`` of any index in ``hot``."""
+    marks = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(marks, np.clip(hot - reach, 0, n), 1)
+    np.add.at(marks, np.clip(hot + reach + 1, 0, n), -1)
+    return np.cumsum(marks[:n]) > 0
+
+
+def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
+                   scores: np.ndarray, bar: Any) -> None:
+    for b in range(0, idx.size, batch_size):
+        part = idx[b:b + batch_size]
+        scores[part] = scorer(source.windows(part))
+        if bar is not None:
+            bar.update(part.size)
+
+
+def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 20) -> np.ndarray:
+    """Linear interpolation of the scores onto every window start of the recording."""
+    values = np.empty(n_values, dtype=np.float32)
+    step = plan.model_stride * plan.down / plan.up  # recording samples between windows
+    starts = np.arange(scores.size, dtype=np.float64) * step
+    integer_step = (plan.model_stride * plan.down) % plan.up == 0
+    for j0 in range(0, n_values, block):
+        j1 = min(n_values, j0 + block)
+        if integer_step:
+            s = (plan.model_stride * plan.down) // plan.up
+            j = np.arange(j0, j1)
+            k = np.minimum(j // s, scores.size - 1)
+            k1 = np.minimum(k + 1, scores.size - 1)
+            frac = ((j - k * s) / s).astype(np.float32)
+            frac[k == scores.size - 1] = 0.0
+            a = scores[k]
+            values[j0:j1] = a + (scores[k1] - a) * frac
+        else:
+            values[j0:j1] = np.interp(np.arange(j0, j1, dtype=np.float64), starts, scores)
+    return values
+
+
+def _resolve_device(device: str) -> Any:
+    import torch
+
+    from ..model import resolve_device
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device)
+
+
+def predict_recording(recording: Recording, model: Any, settings: PredictSettings,
+                      progress: bool | None = None) -> Prediction:
+    """:func:`predict` with the settings in one :class:`PredictSettings`."""
+    if not isinstance(recording, Recording):
+        raise ParameterError(f"recording must be a minidet Recording, got {type(recording).__name__}")
+    if not isinstance(settings, PredictSettings):
+        raise ParameterError(f"settings must be PredictSettings, got {type(settings).__name__}")
+    recording.check_finite()
+    device = _resolve_device(settings.device)
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        from ..model import load_model
+
+        model = load_model(model, device=device)
+    network = getattr(model, "network", None)
+    metadata = getattr(model, "metadata", None)
+    if network is None or metadata is None:
+        raise ParameterError(
+            f"model must be a model name, a model file path or a loaded MinidetModel, got {type(model).__name__}")
+    input_size = int(network.window_size)
+
+    plan = _plan(recording.n_samples, settings, metadata, input_size)
+    event_dir = settings.event_direction or getattr(metadata, "event_direction", "negative")
+    train_dir = settings.training_direction or getattr(metadata, "training_direction", "negative")
+    plan = _Plan(**{**plan.__dict__, "invert": event_dir != train_dir})
+
+    from .scorer import WindowScorer
+
+    scorer = WindowScorer(network, device, engine=settings.engine)
+    source = _WindowSource(recording.samples, plan, settings.chunk_size)
+
+    n = plan.n_windows
+    scores = np.zeros(n, dtype=np.float32)
+    evaluated = np.zeros(n, dtype=bool)
+    k1 = max(1, settings.coarse_step // plan.model_stride)
+    k = max(1, min(k1, settings.refine_step // plan.model_stride))
+    fast = settings.mode == "fast" and k1 > 1
+    todo = np.unique(np.r_[np.arange(0, n, k1), n - 1]) if fast else np.arange(n)
+
+    bar = None
+    show = progress if progress is not None else (n >= _PROGRESS_MIN_WINDOWS and sys.stderr.isatty())
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=todo.size, unit="win", desc="predict", leave=False)
+
+    def run(idx: np.ndarray) -> None:
+        if bar is not None and bar.n + idx.size > bar.total:
+            bar.total = bar.n + idx.size
+            bar.refresh()
+        _score_windows(idx, source, scorer, int(settings.batch_size), scores, bar)
+        evaluated[idx] = True
+
+    try:
+        run(todo)
+        if fast:
+            if k < k1:
+                # level 2: the refine grid wherever a coarse neighbour is not quiet
+                warm = todo[scores[todo] > float(settings.warm_threshold)]
+                if warm.size:
+                    grid = np.arange(0, n, k)
+                    todo = grid[_dilate(warm, k1, n)[grid] & ~evaluated[grid]]
+                    run(todo)
+                todo = np.flatnonzero(evaluated)
+            # flood fill: every window within k of a window above refine_threshold
+            threshold = float(settings.refine_threshold)
+            while todo.size:
+                hot = todo[scores[todo] > threshold]
+                if hot.size == 0:
+                    break
+                todo = np.flatnonzero(_dilate(hot, k, n) & ~evaluated)
+                if todo.size:
+                    run(todo)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if not evaluated.all():
+        idx = np.flatnonzero(evaluated)
+        gaps = np.flatnonzero(~evaluated)
+        scores[gaps] = np.interp(gaps, idx, scores[idx]).astype(np.float32)
+
+    n_values = recording.n_samples - plan.window_size + 1
+    values = _fill_values(plan, scores, n_values)
+    step = plan.model_stride * plan.down / plan.up
+    return Prediction(
+        values=values,
+        window_starts=np.arange(n, dtype=np.float64) * step,
+        scores=scores,
+        evaluated=evaluated,
+        window_size=plan.window_size,
+        stride=step,
+        model_stride=plan.model_stride,
+        factor=plan.factor,
+        sampling_rate=recording.sampling_rate,
+        inverted=plan.invert,
+        mode=settings.mode,
+    )
+
+
+def predict(recording: Recording, model: Any = "gc", window_size: int | None = 600,
+            stride: int | None = None, event_direction: str | None = None,
+            training_direction: str | None = None, resample: bool = True,
+            batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",
+            progress: bool | None = None, mode: str = "fast",
+            coarse_step: int = DEFAULT_COARSE_STEP,
+            refine_step: int = DEFAULT_REFINE_STEP,
+            warm_threshold: float = DEFAULT_WARM_THRESHOLD,
+            refine_threshold: float = DEFAULT_REFINE_THRESHOLD,
+            chunk_size: int = DEFAULT_CHUNK_SIZE, engine: str = "fast") -> Prediction:
+    """Event probability of every window start of ``recording``.
+
+    Parameters
+    ----------
+    recording
+        The trace (its samples must be finite).
+    model
+        A bundled model's short name (``"gc"``), a model file path, or a loaded
+        :class:`~minidet.model.MinidetModel`.
+    window_size, stride, event_direction, training_direction, resample, batch_size, device,
+    mode, coarse_step, refine_step, warm_threshold, refine_threshold, chunk_size, engine
+        See :class:`PredictSettings` (``None``: the model's value).
+    progress
+        Show a progress bar; ``None``: only for long work (>= 50,000 windows) on a terminal.
+
+    Returns
+    -------
+    Prediction
+        ``np.asarray(result)`` is a float32 array of ``n_samples - window_size + 1``
+        probabilities, one per window start (sample ``j`` <-> the window
+        ``[j, j + window_size)``); see :class:`Prediction` for the raw strided scores and
+        :meth:`Prediction.miniml_layout` for miniML's array.
+
+    Raises
+    ------
+    ParameterError
+        A setting out of range, a window longer than the recording, a bad model argument.
+    NaNTraceError
+        NaN or infinite samples (the message says where).
+    UnknownModelError, ModelFileError
+        From :func:`minidet.model.load_model`.
+    """
+    settings = PredictSettings(
+        window_size=window_size, stride=stride, event_direction=event_direction,
+        training_direction=training_direction, resample=resample, batch_size=batch_size,
+        device=device, mode=mode, coarse_step=coarse_step, refine_step=refine_step,
+        warm_threshold=warm_threshold, refine_threshold=refine_threshold,
+        chunk_size=chunk_size, engine=engine)
+    return predict_recording(recording, model, settings, progress=progress)
