@@ -31,6 +31,8 @@ _API = {
     "ExtractSettings": "minidet.train.extract:ExtractSettings",
     "extract_snippets": "minidet.train.extract:extract",
     "read_dataset": "minidet.train.dataset:read_dataset",
+    "train_model": "minidet.train.fit:train_model",
+    "TrainSettings": "minidet.train.fit:TrainSettings",
 }
 
 __all__ = sorted(_API) + ["__version__"]

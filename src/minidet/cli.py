@@ -360,6 +360,93 @@ def convert(source: str, target: str, name: str | None, window_size: int | None,
 
 
 @main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Model file to write, conventionally NAME.minidet.safetensors.")
+@click.option("--from", "base", default=None, metavar="gc|PATH",
+              help="Base model for transfer learning (a bundled name or a model file). "
+                   "[none: full training from scratch]")
+@click.option("--event-direction", type=_DIRECTIONS, default="negative", show_default=True,
+              help="Direction of the events in the dataset.")
+@click.option("--training-direction", type=_DIRECTIONS, default=None,
+              help="Direction the network learns; windows are inverted when it differs from "
+                   "--event-direction. [transfer: the base model's; full: the event direction]")
+@click.option("--epochs", "max_epochs", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Most epochs to train.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[transfer 64, full 128]")
+@click.option("--learning-rate", type=float, default=None, help="Adam's learning rate. [transfer 1e-4, full 2e-5]")
+@click.option("--dropout", type=float, default=None, help="Dropout before the output layer. [transfer 0.5, full 0.2]")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Epochs without improvement before stopping. [transfer 12, full 8]")
+@click.option("--min-delta", type=float, default=None,
+              help="Smallest validation-loss drop that counts as improvement. [transfer 1e-3, full 0]")
+@click.option("--validation-fraction", type=float, default=0.2, show_default=True,
+              help="Fraction of snippets held out for validation and the reported metrics.")
+@click.option("--seed", type=click.IntRange(min=0), default=1234, show_default=True)
+@click.option("--no-resample", is_flag=True,
+              help="Full training: keep the dataset's window length as the network input "
+                   "(otherwise windows are resampled to 600 samples).")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda",
+              help="Where to train: a CUDA GPU when present (auto), or the CPU.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for training. [torch's default]")
+@click.option("--no-cache", is_flag=True,
+              help="Transfer learning: run the frozen conv layers every epoch (slower, same result).")
+@click.option("--name", default=None, help="Short name stored in the model. [OUT's name]")
+@click.option("--no-report", is_flag=True, help="Do not write NAME.report.png / NAME.report.json.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Overwrite OUT and its report if they exist.")
+@handle_errors
+def train(dataset: str, out: str, base: str | None, event_direction: str,
+          training_direction: str | None, max_epochs: int, batch_size: int | None,
+          learning_rate: float | None, dropout: float | None, patience: int | None,
+          min_delta: float | None, validation_fraction: float, seed: int, no_resample: bool,
+          device: str, threads: int | None, no_cache: bool, name: str | None, no_report: bool,
+          no_progress: bool, force: bool) -> None:
+    """Train a classifier on a scored DATASET (miniML's HDF5 layout; score 2 is left out).
+
+    With --from, transfer learning: the base model's conv and batch-norm layers stay frozen and
+    the LSTM and dense layers are trained. Without it, full training with miniML's recipe.
+    Writes OUT (temp file + rename) with window size, directions, the ROC's optimal threshold
+    and provenance in its metadata, plus a report (curves, ROC, confusion matrix; PNG + JSON).
+    Ctrl-C stops training and keeps the best model so far.
+    """
+    import warnings
+    from pathlib import Path
+
+    from .errors import OutputError
+    from .train.fit import TrainSettings, _default_name, train_model
+    from .train.report import report_paths, write_report
+
+    out_path = Path(out)
+    targets = [out_path] + ([] if no_report else list(report_paths(out_path)))
+    if not force:
+        for path in targets:
+            if path.exists():
+                raise OutputError(f"{path} exists; use --force to overwrite it")
+    if not out_path.parent.is_dir() and str(out_path.parent):
+        raise OutputError(f"folder does not exist: {out_path.parent}")
+    settings = TrainSettings(
+        learning_rate=learning_rate, batch_size=batch_size, dropout=dropout, patience=patience,
+        min_delta=min_delta, max_epochs=max_epochs, validation_fraction=validation_fraction,
+        seed=seed, resample=not no_resample, event_direction=event_direction,
+        training_direction=training_direction, device=device, cache_features=not no_cache,
+        num_threads=threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_model(dataset, base=base, settings=settings,
+                             name=name or _default_name(out_path), progress=not no_progress)
+    for w in caught:
+        click.echo(f"minidet: warning: {w.message}", err=True)
+    result.save(out_path, overwrite=force)
+    click.echo(result.summary())
+    click.echo(f"wrote {out_path}")
+    if not no_report:
+        png, js = write_report(result, out_path, overwrite=force)
+        click.echo(f"report: {png}, {js}")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list with every field.")
 @handle_errors
 def models(as_json: bool) -> None:
