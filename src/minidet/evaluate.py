@@ -61,9 +61,10 @@ class MatchSettings:
 class Detections:
     """Detected events to evaluate.
 
-    ``samples``: positions (float sample indices, sorted). ``sampling_rate`` (Hz) and
-    ``n_samples`` of the analysed recording when known (checked against the truth).
-    ``amplitude`` (magnitude, unit) and ``rise_time_s`` per event when measured.
+    ``samples``: positions (float sample indices, sorted), or times in s when
+    ``in_seconds`` (converted with the truth's rate by :func:`evaluate`). ``sampling_rate``
+    (Hz) and ``n_samples`` of the analysed recording when known (checked against the
+    truth). ``amplitude`` (magnitude, unit) and ``rise_time_s`` per event when measured.
     """
 
     samples: np.ndarray
@@ -72,6 +73,7 @@ class Detections:
     amplitude: np.ndarray | None = None
     rise_time_s: np.ndarray | None = None
     source: str = "memory"
+    in_seconds: bool = False
 
     def __post_init__(self) -> None:
         s = np.asarray(self.samples, dtype=np.float64).reshape(-1)
@@ -102,14 +104,9 @@ class Detections:
             times = _time_column(frame, source)
             if sampling_rate is None:
                 return cls(np.asarray(times, dtype=float), None, n_samples, _opt(frame, "amplitude"),
-                           _opt(frame, "rise_time_s"), source + " (times)")
+                           _opt(frame, "rise_time_s"), source, in_seconds=True)
             samples = times * sampling_rate
         return cls(samples, sampling_rate, n_samples, _opt(frame, "amplitude"), _opt(frame, "rise_time_s"), source)
-
-    @property
-    def times_only(self) -> bool:
-        """True when the positions are still times (s) waiting for a sampling rate."""
-        return self.source.endswith(" (times)")
 
 
 def _opt(frame: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -355,10 +352,9 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
                              "(simulate with a higher event_rate_hz or a longer duration_s)")
     fs = truth.sampling_rate
     det = as_detections(detections, sampling_rate)
-    if det.times_only:
-        rate = sampling_rate or fs
-        det = replace(det, samples=det.samples * rate, sampling_rate=sampling_rate,
-                      source=det.source[: -len(" (times)")])
+    if det.in_seconds:
+        det = replace(det, samples=det.samples * (sampling_rate or fs), sampling_rate=sampling_rate,
+                      in_seconds=False)
     if det.sampling_rate is not None and not math.isclose(det.sampling_rate, fs, rel_tol=1e-3):
         raise ParameterError(
             f"the detections come from a recording at {det.sampling_rate:g} Hz but the truth is at {fs:g} Hz; "
@@ -512,28 +508,37 @@ def sweep(
 
 
 def plot_sweep(table: pd.DataFrame, path: str, title: str | None = None) -> None:
-    """F1 against SNR, one line per kinetics scale (and per ``method`` column if present)."""
+    """F1 against SNR: one panel per ``condition`` (if that column exists), one line per
+    ``method`` and kinetics scale."""
+    if table.empty or not {"snr_db", "f1"} <= set(table.columns):
+        raise ParameterError("nothing to plot: the table needs rows with snr_db and f1")
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    keys = [c for c in ("method", "condition", "kinetics_scale") if c in table.columns]
-    groups = table.groupby(keys, sort=False) if keys else [((), table)]
-    for key, part in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{k} {v}" if k == "kinetics_scale" else str(v) for k, v in zip(keys, key)) or None
-        part = part.sort_values("snr_db")
-        ax.plot(part["snr_db"], part["f1"], marker="o", label=label)
-    ax.set_xlabel("SNR (dB)")
-    ax.set_ylabel("F1")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
+    panels = list(dict.fromkeys(table["condition"])) if "condition" in table.columns else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.2, 3.4), dpi=120, squeeze=False,
+                             sharey=True)
+    keys = [c for c in ("method", "kinetics_scale") if c in table.columns]
+    for ax, panel in zip(axes[0], panels):
+        part = table if panel is None else table[table["condition"] == panel]
+        groups = part.groupby(keys, sort=False) if keys else [((), part)]
+        for key, lines in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(f"kinetics x{v:g}" if k == "kinetics_scale" else str(v) for k, v in zip(keys, key))
+            lines = lines.sort_values("snr_db")
+            ax.plot(lines["snr_db"], lines["f1"], marker="o", label=label or None)
+        ax.set_xlabel("SNR (dB)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=9)
+    axes[0][0].set_ylabel("F1")
     if keys:
-        ax.legend(fontsize=7)
+        axes[0][-1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

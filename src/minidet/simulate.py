@@ -623,7 +623,7 @@ def read_truth(path: str) -> Truth:
         except OSError as exc:
             raise CorruptFileError(f"{path} is not a readable HDF5 file: {exc}") from None
     missing = [k for k in ("sampling_rate", "n_samples") if k not in meta]
-    if missing or "onset_sample" not in tables["events"] and tables["events"]:
+    if missing or (tables["events"] and "onset_sample" not in tables["events"]):
         raise CorruptFileError(f"{path} is not a minidet truth file (missing {missing or 'onset_sample'})")
 
     def text(v: Any) -> str:
@@ -635,7 +635,7 @@ def read_truth(path: str) -> Truth:
     seed = int(meta.get("seed", -1))
     return Truth(
         events=events,
-        transients=pd.DataFrame(tables["transients"]) if tables["transients"] else _draw_transients_empty(),
+        transients=pd.DataFrame(tables["transients"]) if tables["transients"] else _empty_transients(),
         sampling_rate=float(meta["sampling_rate"]),
         n_samples=int(meta["n_samples"]),
         unit=text(meta.get("unit", "pA")),
@@ -647,12 +647,8 @@ def read_truth(path: str) -> Truth:
     )
 
 
-def _draw_transients_empty() -> pd.DataFrame:
+def _empty_transients() -> pd.DataFrame:
     return pd.DataFrame({"kind": pd.Series([], dtype=object), "start_sample": np.zeros(0, np.int64),
                          "start_time_s": np.zeros(0), "duration_s": np.zeros(0), "amplitude": np.zeros(0),
                          "time_constant_s": np.zeros(0)})
 
-
-def with_snr(settings: SimulationSettings, snr_db_value: float) -> SimulationSettings:
-    """The same settings at another SNR (dB)."""
-    return replace(settings, snr_db=float(snr_db_value))
