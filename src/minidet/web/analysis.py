@@ -393,6 +393,7 @@ class AnalysisSession:
         self._lock = threading.RLock()
         self.job = Job()
         self._thread: threading.Thread | None = None
+        self.result_id = 0  # tells the page when the result (not only its exclusions) changed
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -459,6 +460,7 @@ class AnalysisSession:
                 out["recording"] = info
             if result is not None:
                 out["result"] = {
+                    "id": self.result_id,
                     "n_events": int(len(result.events_all)),
                     "n_kept": int(result.count),
                     "settings": result.settings.to_dict(),
@@ -612,6 +614,7 @@ class AnalysisSession:
 
     def _set_result(self, result: Any) -> None:
         self.result = result
+        self.result_id += 1
         self.prediction_envelope = Envelope(result.prediction) if result.prediction is not None else None
         self.history = []
         self.unsaved = 0
@@ -974,8 +977,10 @@ class AnalysisSession:
         """The window-size helper (:func:`minidet.train.window.suggest_window`).
 
         With ``positions`` (samples the person clicked on events) the kinetics are estimated
-        from the stretches around them only, each ``max(span_samples, 0.5 s)`` either side
-        (at most 5 s); without, from the first minute of the recording.
+        from the stretches around them only: ``span_samples`` either side (the page sends
+        half its visible span), at least 0.25 s and at most 2.5 s, which leaves the template
+        ladder room for decay time constants up to 1/40 of a stretch. Without, from the
+        first minute of the recording.
         """
         from ..train.window import suggest_window
 
@@ -997,7 +1002,7 @@ class AnalysisSession:
                 span = float(span_samples) if span_samples is not None else 0.0
             except (TypeError, ValueError):
                 raise ParameterError(f"span_samples must be a number, got {span_samples!r}") from None
-            half = int(min(5 * fs, max(span, 0.5 * fs)))
+            half = int(min(2.5 * fs, max(span, 0.25 * fs)))
             stretches: list[list[int]] = []
             for p in pos:
                 a, b = max(0, int(p) - half), min(rec.n_samples, int(p) + half)

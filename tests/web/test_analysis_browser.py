@@ -1,0 +1,182 @@
+"""The analysis app end to end in a real headless Chromium, with the bundled gc model.
+
+Open the bundled example, cut it to its last 3 s (through the pre-processing panel, to keep
+the analysis short on a CPU), analyze, review and delete an event with the keyboard, close
+the tab, kill the server, get the unsaved work back, save, and check the saved files. The
+screenshots of the main view and of the event viewer are kept in ``$MINIDET_TEST_ARTIFACTS``
+(default: build/test-artifacts/ in the checkout).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from minidet import examples
+from minidet.report import read_results
+
+ARTIFACTS = Path(os.environ.get("MINIDET_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
+
+
+class AppServer:
+    """``minidet app PATH --no-browser ...`` in a subprocess; ``url`` once it listens."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "minidet.cli", "app", *args, "--no-browser"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(cwd))
+        self.output: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            self.output.append(line)
+            match = re.search(r"open (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                return
+        self.kill()
+        raise RuntimeError("the analysis app did not start:\n" + "".join(self.output))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    wait_for(lambda: driver.execute_script("return document.body.dataset.ready") == "1", what="the page")
+    settled(driver)
+
+
+def settled(driver) -> None:
+    time.sleep(0.15)
+    wait_for(lambda: driver.execute_script("return document.body.dataset.pending") == "0", what="requests")
+
+
+def text(driver, element_id: str) -> str:
+    return driver.find_element("id", element_id).text
+
+
+def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    args = (str(examples.path()), "--out", str(tmp_path / "results"), "--state-dir", str(tmp_path / "state"))
+    servers = [AppServer(*args, cwd=tmp_path)]
+    try:
+        open_page(browser, servers[0].url)
+        assert "public10.h5" in text(browser, "file") and text(browser, "recinfo").startswith("10 s")
+
+        # pre-processing: cut the first 7 s out
+        Select(browser.find_element("id", "step-kind")).select_by_value("cut")
+        for field, value in (("p-start_s", "0"), ("p-stop_s", "7")):
+            browser.find_element("id", field).clear()
+            browser.find_element("id", field).send_keys(value)
+        browser.find_element("id", "step-add").click()
+        wait_for(lambda: text(browser, "recinfo").startswith("3 s of 10 s"), what="the cut")
+        assert "cut 0–7 s" in text(browser, "steps")
+
+        # analyze with the bundled gc model (the panel's defaults)
+        assert Select(browser.find_element("id", "model")).first_selected_option.text == "gc"
+        browser.find_element("id", "analyze").click()
+        wait_for(lambda: browser.execute_script("return document.body.dataset.job") != "idle", what="the start")
+        wait_for(lambda: browser.execute_script("return document.body.dataset.job") in ("done", "error"),
+                 timeout=300, what="the analysis")
+        settled(browser)
+        assert browser.execute_script("return document.body.dataset.job") == "done", text(browser, "job-text")
+        n = int(text(browser, "n-events"))
+        assert 8 <= n <= 16 and text(browser, "n-kept") == str(n)  # the last 3 s hold 9-14 events
+        rows = browser.find_elements("css selector", "#events tbody tr")
+        assert len(rows) == n
+        assert f"{n} of {n}" in text(browser, "summary")
+        assert "analysis not saved" in text(browser, "dirty")
+        browser.save_screenshot(str(ARTIFACTS / "analysis-main.png"))
+
+        # the event viewer: a row click selects the event and centres the trace on it
+        rows[2].click()
+        wait_for(lambda: text(browser, "ev-title") == "#2", what="event #2 in the viewer")
+        t2 = float(rows[2].find_elements("tag name", "td")[1].text)
+        lo, hi = (float(v) for v in re.findall(r"[\d.]+", text(browser, "view-range"))[:2])
+        assert lo < t2 < hi
+        body = browser.find_element("tag name", "body")
+        body.send_keys(Keys.ARROW_RIGHT)
+        wait_for(lambda: text(browser, "ev-title") == "#3", what="next event")
+        body.send_keys(Keys.ARROW_LEFT)
+        wait_for(lambda: text(browser, "ev-title") == "#2" and "kept" in text(browser, "ev-state"), what="back")
+        settled(browser)
+        browser.save_screenshot(str(ARTIFACTS / "analysis-event.png"))
+
+        # delete it with a key: table, counts and statistics follow at once
+        body.send_keys(Keys.DELETE)
+        wait_for(lambda: text(browser, "n-kept") == str(n - 1), what="the deletion")
+        wait_for(lambda: f"{n - 1} of {n}" in text(browser, "summary"), what="statistics")
+        assert "excluded" in text(browser, "ev-state") and "1 unsaved change" in text(browser, "dirty")
+        assert "excluded" in browser.find_element("css selector", '#events tr[data-i="2"]').get_attribute("class")
+        body.send_keys("z")  # undo, and delete again
+        wait_for(lambda: text(browser, "n-kept") == str(n), what="undo")
+        body.send_keys(Keys.DELETE)
+        wait_for(lambda: text(browser, "n-kept") == str(n - 1), what="the deletion again")
+        canvas = browser.find_element("id", "trace")
+        before = text(browser, "view-range")
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, 300).perform()
+        wait_for(lambda: text(browser, "view-range") != before, what="wheel zoom")
+        settled(browser)
+
+        # a closed tab loses nothing
+        browser.get("about:blank")
+        open_page(browser, servers[0].url)
+        assert text(browser, "n-kept") == str(n - 1) and "unsaved" in text(browser, "dirty")
+
+        # nor does a killed server: the next one offers the work back
+        servers[0].kill()
+        servers.append(AppServer(*args, cwd=tmp_path))
+        open_page(browser, servers[1].url)
+        assert text(browser, "n-events") == "0"
+        wait_for(lambda: browser.find_element("id", "offer").is_displayed(), what="the offer")
+        assert f"{n} events, 1 removed by hand" in text(browser, "offer-text")
+        browser.find_element("id", "offer-restore").click()
+        wait_for(lambda: text(browser, "n-kept") == str(n - 1), what="the restored work")
+        settled(browser)
+        assert text(browser, "recinfo").startswith("3 s of 10 s")
+
+        # save through the dialog
+        browser.find_element("id", "save-btn").click()
+        folder = browser.find_element("id", "save-folder").get_attribute("value")
+        assert folder == str(tmp_path / "results" / "public10")
+        browser.find_element("id", "save-go").click()
+        wait_for(lambda: browser.execute_script("return document.body.dataset.saved") == folder, what="the save")
+        wait_for(lambda: not browser.find_element("id", "dirty").is_displayed(), what="saved state")
+    finally:
+        for server in servers:
+            server.kill()
+
+    stored = read_results(folder)
+    assert len(stored.events) == n and len(stored.kept_events) == n - 1
+    assert stored.events["excluded"].to_numpy().nonzero()[0].tolist() == [2]
+    assert stored.prediction is not None and stored.recording["metadata"]["preprocessing"][0]["step"] == "cut"
+    table = pd.read_csv(Path(folder) / "events.csv")
+    assert len(table) == n and table["excluded"].tolist().count(True) == 1 and bool(table["excluded"][2])
+    assert int(pd.read_csv(Path(folder) / "summary.csv")["count"][0]) == n - 1
+    assert (ARTIFACTS / "analysis-main.png").stat().st_size > 20_000
+    print(f"\nscreenshots: {ARTIFACTS / 'analysis-main.png'}, {ARTIFACTS / 'analysis-event.png'}")
