@@ -16,6 +16,7 @@ _API = {
     "Recording": "minidet.recording:Recording",
     "load": "minidet.io:load",
     "describe": "minidet.io:describe",
+    "preprocess": "minidet.preprocess:",
     "errors": "minidet.errors:",
     "load_model": "minidet.model:load_model",
     "predict": "minidet.detect.predict:predict",
