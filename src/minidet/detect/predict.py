@@ -6,23 +6,29 @@ the trace is FFT-resampled by ``600 / window_size`` (``resample_to_600``), inver
 event and training directions differ, cut into windows of 600 samples every
 ``round(stride * 600 / window_size)`` samples (stride default ``round(window_size / 30)``),
 each window min-max scaled and scored. The ``n_windows`` scores are then stretched by
-linear interpolation onto ``round((n_windows - 1) * model_stride / factor)`` samples with
-``np.linspace(0, n_windows, length)`` (so score ``k`` lands at sample
-``k * length / (n_windows - 1)`` ... slightly more than ``k * stride``: the last scores sit
-about one stride early). For a 30 s, 50 kHz recording at window 600 and stride 20 that is
-``74,971`` scores and ``1,499,400`` samples. :meth:`Prediction.miniml_layout` reproduces
-that array exactly; :attr:`Prediction.values` maps every score to the sample where its
+linear interpolation onto ``L = round((n_windows - 1) * model_stride / factor)`` samples
+with ``np.interp(np.linspace(0, n_windows, L), arange(n_windows), scores)``, so score ``k``
+lands at sample ``k * (L - 1) / n_windows``, slightly before ``k * stride``: the last
+scores sit about one stride early. For a 30 s, 50 kHz recording at window 600 and stride 20
+that is 74,971 scores on 1,499,400 samples. :meth:`Prediction.miniml_layout` reproduces
+that array exactly; :attr:`Prediction.values` puts every score at the sample where its
 window starts.
 
 What minidet does differently, for speed and bounded memory:
 
-- ``mode="fast"`` (default) scores every ``coarse_step``-th window first and then every
-  window near any window that scored above ``refine_threshold``, growing those regions
-  until their edges score below it (a flood fill). The remaining windows get the linear
-  interpolation of their scored neighbours, all below ``refine_threshold``. An excursion
-  of the prediction that reaches 0.05 rises above 0.002 for at least 5 strides (100
-  samples at stride 20) on every trace we measured (see ``benchmarks/predict_speed.py``),
-  so a coarse step of 4 strides cannot step over one. ``mode="full"`` scores every window.
+- ``mode="fast"`` (default) scores windows in three steps. (1) Every ``coarse_step``
+  network samples (12 strides at stride 20). (2) Every ``refine_step`` samples (4 strides)
+  within ``coarse_step`` of a coarse window above ``warm_threshold`` (3e-4; a quiet
+  baseline scores about 1e-4). (3) A flood fill: the neighbours of every window above
+  ``refine_threshold`` (2e-3), until each run of such windows is scored in full. Windows
+  left out get the linear interpolation of their scored neighbours, all below
+  ``refine_threshold``. Why this is safe: every excursion of the prediction that reaches
+  0.05 stays above 2e-3 for at least 5 strides on every trace we measured (public30, and
+  simulated traces with 3 pA noise or 15 events/s), so the 4-stride grid cannot step over
+  one, and the areas around them were "warm" at the coarse step. Measured there: scored
+  windows 17-33 %, largest difference to scoring every window, where either exceeds 0.05,
+  below 1e-5 (``benchmarks/predict_speed.py`` prints it for its own trace). ``mode="full"``
+  scores every window.
 - Windows are gathered batch by batch from the samples; with resampling the trace is
   resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins
   so that every block is bit-identical to a whole-trace run), never as a whole-trace FFT.
@@ -34,6 +40,8 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -338,6 +346,7 @@ class _WindowSource:
             self.margin = -(-10 * max(up, down) // up) + 2
             self.pad = -(-self.margin // down) * down  # edge padding, a whole number of `down`
             self.cache: dict[int, np.ndarray] = {}
+            self.lock = threading.Lock()
 
     def windows(self, idx: np.ndarray) -> np.ndarray:
         """Windows starting at network samples ``idx * model_stride`` (idx ascending)."""
@@ -365,15 +374,16 @@ class _WindowSource:
         return np.concatenate([head, nxt[:m1 - m0 - head.size]])
 
     def _block(self, b: int) -> np.ndarray:
-        blk = self.cache.get(b)
-        if blk is None:
-            if len(self.cache) >= 2:
-                self.cache.pop(min(self.cache))
-            m0 = b * self.block
-            m1 = min((b + 1) * self.block, self.plan.n_model)
-            blk = self._resample(m0, m1).astype(np.float32)
-            self.cache[b] = blk
-        return blk
+        with self.lock:  # batches may be scored on several threads
+            blk = self.cache.get(b)
+            if blk is None:
+                if len(self.cache) >= 3:
+                    self.cache.pop(min(self.cache))
+                m0 = b * self.block
+                m1 = min((b + 1) * self.block, self.plan.n_model)
+                blk = self._resample(m0, m1).astype(np.float32)
+                self.cache[b] = blk
+            return blk
 
     def _resample(self, m0: int, m1: int) -> np.ndarray:
         """Network-grid samples [m0, m1), bit-identical however the trace is cut in blocks.
@@ -413,12 +423,17 @@ def _dilate(hot: np.ndarray, reach: int, n: int) -> np.ndarray:
 
 
 def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
-                   scores: np.ndarray, bar: Any) -> None:
-    for b in range(0, idx.size, batch_size):
-        part = idx[b:b + batch_size]
+                   scores: np.ndarray, bar: Any, pool: Any = None) -> None:
+    parts = [idx[b:b + batch_size] for b in range(0, idx.size, batch_size)]
+
+    def one(part: np.ndarray) -> int:
         scores[part] = scorer(source.windows(part))
+        return part.size
+
+    done = map(one, parts) if pool is None else pool.map(one, parts)
+    for count in done:
         if bar is not None:
-            bar.update(part.size)
+            bar.update(count)
 
 
 def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 20) -> np.ndarray:
@@ -498,13 +513,24 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
         bar = tqdm(total=todo.size, unit="win", desc="predict", leave=False)
 
+    # On the CPU, batches run on one Python thread per core, each with one torch thread:
+    # torch ops release the GIL, and single-threaded ops never wait at OpenMP barriers,
+    # which made 2-thread runs several times slower on a busy machine.
+    import torch
+
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    torch_threads = torch.get_num_threads()
+
     def run(idx: np.ndarray) -> None:
         if bar is not None and bar.n + idx.size > bar.total:
             bar.total = bar.n + idx.size
             bar.refresh()
-        _score_windows(idx, source, scorer, int(settings.batch_size), scores, bar)
+        _score_windows(idx, source, scorer, int(settings.batch_size), scores, bar, pool)
         evaluated[idx] = True
 
+    if pool is not None:
+        torch.set_num_threads(1)
     try:
         run(todo)
         if fast:
@@ -516,16 +542,21 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
                     todo = grid[_dilate(warm, k1, n)[grid] & ~evaluated[grid]]
                     run(todo)
                 todo = np.flatnonzero(evaluated)
-            # flood fill: every window within k of a window above refine_threshold
+            # flood fill: the neighbours of every window above refine_threshold, until each
+            # run of such windows is scored in full. Runs at least k windows long contain a
+            # level-2 grid window, so they are all found wherever level 2 was scored.
             threshold = float(settings.refine_threshold)
             while todo.size:
                 hot = todo[scores[todo] > threshold]
                 if hot.size == 0:
                     break
-                todo = np.flatnonzero(_dilate(hot, k, n) & ~evaluated)
+                todo = np.flatnonzero(_dilate(hot, 1, n) & ~evaluated)
                 if todo.size:
                     run(todo)
     finally:
+        if pool is not None:
+            pool.shutdown()
+            torch.set_num_threads(torch_threads)
         if bar is not None:
             bar.close()
 
