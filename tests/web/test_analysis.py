@@ -333,3 +333,23 @@ def test_roots_for_results_folder_adds_the_recording_folder(session: AnalysisSes
     session.save(str(results))
     assert roots_for(results) == [results.resolve(), folder.resolve()]
     assert roots_for(folder / "cell.h5", [tmp_path]) == [folder.resolve(), tmp_path.resolve()]
+
+
+def test_prediction_progress_reaches_the_job_and_cancels() -> None:
+    from minidet.web.analysis import AnalysisCancelled, Job, _prediction_progress
+    import tqdm.auto as tqdm_auto
+
+    original = tqdm_auto.tqdm
+    job = Job(state="running")
+    with _prediction_progress(job):
+        from tqdm.auto import tqdm  # what predict does, at call time
+
+        bar = tqdm(total=40, desc="predict", leave=False)
+        bar.update(10)
+        assert (job.done, job.total, job.stage) == (10, 40, "predicting")
+        assert job.to_dict()["fraction"] == 0.25
+        job.cancel.set()
+        with pytest.raises(AnalysisCancelled):
+            bar.update(10)
+        bar.close()
+    assert tqdm_auto.tqdm is original  # put back afterwards

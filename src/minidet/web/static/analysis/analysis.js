@@ -353,10 +353,9 @@ function needFetch() {
   if (!c) return true;
   const span = A.view.end - A.view.start;
   if ((A.view.start < c.start && c.start > 0) || (A.view.end > c.stop && c.stop < A.n)) return true;
-  const spp = span / traceWidth();
-  const cspp = (c.stop - c.start) / c.pixels;
-  if (cspp <= 0.5 && spp <= 0.5) return false;  // full resolution either way
-  return cspp > spp * 1.6 || cspp < spp / 1.6;
+  // compare with the resolution asked for (the server may send fewer columns, never more)
+  const spp = Math.max(span / traceWidth(), 0.25);
+  return c.spp > spp * 1.6 || c.spp < spp / 1.6;
 }
 
 async function fetchTrace() {
@@ -369,12 +368,12 @@ async function fetchTrace() {
       const span = A.view.end - A.view.start;
       const start = Math.max(0, Math.floor(A.view.start - span));
       const stop = Math.min(A.n, Math.ceil(A.view.end + span));
-      const spp = span / traceWidth();
-      const pixels = Math.max(1, Math.min(8000, Math.round((stop - start) / Math.max(spp, 0.25))));
+      const spp = Math.max(span / traceWidth(), 0.25);
+      const pixels = Math.max(1, Math.min(8000, Math.round((stop - start) / spp)));
       const gen = A.generation;
       const data = await api(`/api/trace?start=${start}&stop=${stop}&pixels=${pixels}`);
       if (gen !== A.generation) break;
-      A.cache = { start, stop, pixels, data };
+      A.cache = { start, stop, pixels, spp, data };
       redraw();
     } while (A.refetch || needFetch());
   } catch (e) {
