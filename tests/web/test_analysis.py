@@ -45,6 +45,7 @@ def test_envelope_equals_brute_force_min_max(start: int, stop: int, pixels: int)
     w = piece.bin_width
     assert piece.x0 % w == 0 and piece.x0 <= start < piece.x0 + w  # aligned bins covering the range
     assert piece.x0 + w * piece.lo.size >= stop and piece.lo.size <= pixels + 1
+    assert w <= 1.125 * (stop - start) / pixels + 2  # columns at most 1/8 wider than asked
     lo, hi = brute(x, piece.x0, w, piece.lo.size)
     assert np.array_equal(piece.lo, lo) and np.array_equal(piece.hi, hi)
     if start <= 1_234_567 < stop:

@@ -1085,6 +1085,8 @@ def build_app(session: AnalysisSession) -> WebApp:
                     raise HTTPError(409, str(exc)) from None
                 except MinidetError as exc:
                     raise HTTPError(400, str(exc)) from None
+                except OSError as exc:  # an unreadable file or folder the person picked
+                    raise HTTPError(400, f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
             return register(handler)
 
         return decorator

@@ -4,7 +4,8 @@ A screen pixel column shows the minimum and maximum of the samples it covers, wh
 exactly like the full trace (no spike is lost). :class:`Envelope` answers a request for
 ``[start, stop)`` at ``pixels`` columns from a small pyramid of precomputed min/max levels
 (bins of 32, 1024, 32768 ... samples), so one request reads at most about
-``32 x pixels`` values of one level whatever the zoom, also on an hour of 50 kHz data.
+``8 x 32 x pixels`` values of one level whatever the zoom, also on an hour of 50 kHz data,
+and its columns are at most 1/8 wider than asked for.
 Below about two samples per pixel the samples themselves are returned.
 
 Bins are aligned to multiples of their width from sample 0, so the columns do not shimmer
@@ -22,6 +23,7 @@ import numpy as np
 __all__ = ["Envelope", "EnvelopeSlice", "minmax_bins"]
 
 FULL_RESOLUTION_BELOW = 2.0  #: samples per pixel below which the samples are sent as they are
+MIN_VALUES_PER_BIN = 8  #: a level is read only with at least this many of its values per column
 
 
 def _reduce(x: np.ndarray, width: int, fn) -> np.ndarray:
@@ -106,7 +108,8 @@ class Envelope:
 
         ``start``/``stop`` are clipped to the trace. The bin width is the smallest whole number
         of samples that gives at most ``pixels`` bins, rounded up to a multiple of the bin
-        width of the pyramid level it is read from (so at most ``factor`` times wider).
+        width of the pyramid level it is read from; that level is the coarsest one with at
+        least :data:`MIN_VALUES_PER_BIN` values per bin, so a bin is at most 1/8 wider.
         """
         n = self.n
         start = max(0, min(int(start), n))
@@ -120,11 +123,11 @@ class Envelope:
             seg = self.samples[start:stop]
             return EnvelopeSlice(start, 1, seg, seg)
         width = int(math.ceil(per_pixel))
-        # the coarsest level whose bins are no wider than the requested bins
+        # the coarsest level that still has MIN_VALUES_PER_BIN values per requested bin
         source_width, lo, hi = 1, self.samples, self.samples
-        if width >= self.factor:
+        if width >= self.factor * MIN_VALUES_PER_BIN:
             for level_width, level_lo, level_hi in self.levels():
-                if level_width > width:
+                if level_width * MIN_VALUES_PER_BIN > width:
                     break
                 source_width, lo, hi = level_width, level_lo, level_hi
         k = int(math.ceil(width / source_width))  # source values per output bin
