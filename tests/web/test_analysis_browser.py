@@ -71,6 +71,11 @@ def settled(driver) -> None:
     wait_for(lambda: driver.execute_script("return document.body.dataset.pending") == "0", what="requests")
 
 
+def screenshot(driver, name: str) -> None:
+    driver.execute_script("document.getElementById('status').className = 'status'")  # no toast in the picture
+    driver.save_screenshot(str(ARTIFACTS / name))
+
+
 def text(driver, element_id: str) -> str:
     return driver.find_element("id", element_id).text
 
@@ -111,7 +116,7 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
         assert len(rows) == n
         assert f"{n} of {n}" in text(browser, "summary")
         assert "analysis not saved" in text(browser, "dirty")
-        browser.save_screenshot(str(ARTIFACTS / "analysis-main.png"))
+        screenshot(browser, "analysis-main.png")
 
         # the event viewer: a row click selects the event and centres the trace on it
         rows[2].click()
@@ -125,7 +130,7 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
         body.send_keys(Keys.ARROW_LEFT)
         wait_for(lambda: text(browser, "ev-title") == "#2" and "kept" in text(browser, "ev-state"), what="back")
         settled(browser)
-        browser.save_screenshot(str(ARTIFACTS / "analysis-event.png"))
+        screenshot(browser, "analysis-event.png")
 
         # delete it with a key: table, counts and statistics follow at once
         body.send_keys(Keys.DELETE)
