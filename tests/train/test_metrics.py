@@ -46,12 +46,12 @@ def test_optimal_threshold_midpoint_and_miniml():
     y = np.array([0, 0, 0, 1, 1, 1])
     s = np.array([0.05, 0.1, 0.2, 0.7, 0.8, 0.9])
     fpr, tpr, thr = roc_curve(y, s)
-    # miniML: the lowest event score; minidet: halfway to the highest non-event score
-    assert optimal_threshold(fpr, tpr, thr, midpoint=False) == pytest.approx(0.7)
-    assert optimal_threshold(fpr, tpr, thr) == pytest.approx(0.45)
+    # miniML's choice: the lowest event score; midpoint: halfway to the highest non-event score
+    assert optimal_threshold(fpr, tpr, thr) == pytest.approx(0.7)
+    assert optimal_threshold(fpr, tpr, thr, midpoint=True) == pytest.approx(0.45)
     # clipped into a usable detection threshold
     s2 = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
-    assert optimal_threshold(*roc_curve(y, s2), midpoint=False) == pytest.approx(0.99)
+    assert optimal_threshold(*roc_curve(y, s2)) == pytest.approx(0.99)
 
 
 def test_confusion_accuracy_mcc():

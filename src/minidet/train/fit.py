@@ -40,9 +40,9 @@ import os
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -584,7 +584,7 @@ class TrainingResult:
                 f"early stop after {self.epochs_run}" if self.stopped_early else
                 f"{self.epochs_run} epochs")
         return "\n".join([
-            f"trained {self.provenance['mode']} on {c['used']} snippets ({c['events']} events, "
+            f"{self.provenance['mode']} on {c['used']} snippets ({c['events']} events, "
             f"{c['non_events']} non-events, {c['excluded']} excluded); balance "
             f"{self.provenance['dataset']['balance']:.2f}",
             f"epochs: best {self.best_epoch} ({stop}); {self.seconds:.1f} s on {self.device}",
@@ -694,8 +694,7 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
             network = keras_init_(MiniMLNet(input_size, dropout=float(settings.dropout)))
         network.to(device)
         run = _fit(network, data, settings, transfer, device, progress, on_epoch)
-
-    metrics, roc = _evaluate(network, data, device)
+        metrics, roc = _evaluate(network, data, device)
     network = network.to("cpu").eval()
     metadata, provenance = _build_metadata(
         network, data, settings, source, base_model, metrics, run, name, device)
