@@ -218,6 +218,16 @@ def test_a_bad_file_is_a_failure_and_the_others_complete(data, tmp_path):
     assert res.exit_code == 1 and "1 analysed, 0 up to date, 1 failed" in res.output
 
 
+def test_tables_are_written_when_every_recording_fails(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.npy").write_bytes(b"")
+    result = run_batch([tmp_path / "in"], tmp_path / "out", SETTINGS, **SERIAL)
+    assert not result.ok and result.n_failed == 1 and "empty" in result.failures["error"].iloc[0]
+    assert len(result.events) == 0 and {"recording", "event", "amplitude", "unit"} <= set(result.events.columns)
+    assert len(pd.read_parquet(tmp_path / "out" / "batch_events.parquet")) == 0
+    assert pd.read_csv(tmp_path / "out" / "batch_summary.csv")["status"].tolist() == ["failed"]
+
+
 # ----------------------------------------------------------------------------- bad input
 def _refused(tmp_path, inputs, exc, match, settings=SETTINGS):
     out = tmp_path / "refused-out"

@@ -524,9 +524,15 @@ def _collect(inputs: Sequence[str], out_dir: str, settings: BatchSettings) -> li
 
 
 def _identity(e: _Entry) -> str:
+    """What a result depends on besides the batch settings: the file and the row's options."""
+    from .io import ReadOptions
     from .report.writers import jsonable
 
-    payload = {"path": os.path.realpath(e.path), "reader": jsonable(e.reader), "overrides": jsonable(e.overrides)}
+    try:  # skip_start 0 written out or left empty is the same analysis
+        reader = dataclasses.asdict(ReadOptions(**e.reader))
+    except (MinidetError, TypeError, ValueError):
+        reader = dict(e.reader)  # reported with its origin by _resolve
+    payload = {"path": os.path.realpath(e.path), "reader": jsonable(reader), "overrides": jsonable(e.overrides)}
     return json.dumps(payload, sort_keys=True)
 
 
@@ -691,6 +697,15 @@ def _init_worker(threads: int, models: Sequence[str]) -> None:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec (``ru_maxrss`` would carry
+    the RSS of the parent that spawned a worker). Elsewhere ``ru_maxrss``."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
     try:
         import resource
     except ImportError:  # Windows
