@@ -121,7 +121,7 @@ class PredictSettings:
         the network's own forward pass (the float32 reference). Off the CPU always plain.
     """
 
-    window_size: int | None = 600
+    window_size: int | None = None
     stride: int | None = None
     event_direction: str | None = None
     training_direction: str | None = None
@@ -356,8 +356,16 @@ class _WindowSource:
             out = self.x[starts[:, None] + self.offsets].astype(np.float32)
         else:
             out = np.empty((idx.size, plan.input_size), dtype=np.float32)
-            for i, s in enumerate(starts):
-                out[i] = self._model_samples(int(s), int(s) + plan.input_size)
+            blocks = starts // self.block
+            for b in np.unique(blocks):
+                rows = np.flatnonzero(blocks == b)
+                blk = self._block(int(b))
+                local = starts[rows] - b * self.block
+                inside = local + plan.input_size <= blk.size
+                if inside.any():
+                    out[rows[inside]] = blk[local[inside, None] + self.offsets]
+                for i in rows[~inside]:  # windows reaching into the next block
+                    out[i] = self._model_samples(int(starts[i]), int(starts[i]) + plan.input_size)
         if self.sign < 0:
             np.negative(out, out=out)
         return out
@@ -583,7 +591,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     )
 
 
-def predict(recording: Recording, model: Any = "gc", window_size: int | None = 600,
+def predict(recording: Recording, model: Any = "gc", window_size: int | None = None,
             stride: int | None = None, event_direction: str | None = None,
             training_direction: str | None = None, resample: bool = True,
             batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",

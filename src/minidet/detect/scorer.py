@@ -58,13 +58,19 @@ class _FastCpuNet:
     def __init__(self, network: nn.Module) -> None:
         with torch.no_grad():
             self.blocks = []
+            carry = 1.0  # the previous block's 1/pool, folded into this convolution
             for i, block in enumerate(network.blocks):
                 weight, bias, pad_left, pad_right, pool, slope = _fold_conv_bn(block)
-                if i == 0 and weight.shape[1] == 1:
+                weight = weight * carry
+                unfold = i == 0 and weight.shape[1] == 1
+                if unfold:
                     w = weight[:, 0, :].t().contiguous()  # (kernel, out)
                 else:
                     w = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-                self.blocks.append((w, bias, pad_left, pad_right, pool, slope, i == 0 and weight.shape[1] == 1))
+                self.blocks.append((w, bias, pad_left, pad_right, pool, slope, unfold))
+                carry = 1.0 / pool
+            # the last block's pooling (if any) would need its 1/pool before the LSTM
+            self.final_scale = carry
             self.lstm = network.lstm
             self.dense_w = network.dense.weight.t().contiguous()
             self.dense_b = network.dense.bias.detach().clone()
@@ -74,11 +80,12 @@ class _FastCpuNet:
 
     @staticmethod
     def _pool(h: torch.Tensor, p: int) -> torch.Tensor:
+        """Sum (not mean: 1/p is folded into the next weights) of ``p`` neighbours."""
         usable = h.shape[1] // p * p
-        out = h[:, 0:usable:p].clone()
-        for j in range(1, p):
+        out = h[:, 0:usable:p] + h[:, 1:usable:p]
+        for j in range(2, p):
             out += h[:, j:usable:p]
-        return out.mul_(1.0 / p)
+        return out
 
     def __call__(self, scaled: torch.Tensor) -> torch.Tensor:
         n = scaled.shape[0]
@@ -101,6 +108,8 @@ class _FastCpuNet:
             F.leaky_relu_(h, slope)
             if pool > 1:
                 h = self._pool(h, pool)
+        if self.final_scale != 1.0:
+            h = h * self.final_scale
         _, (h_n, _) = self.lstm(h)
         z = torch.addmm(self.dense_b, h_n[0] + h_n[1], self.dense_w)
         F.leaky_relu_(z, self.dense_slope)
