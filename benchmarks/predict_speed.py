@@ -83,6 +83,11 @@ ORIGINAL = textwrap.dedent("""
     import h5py, numpy as np
     from miniml.core.event import EventDetection
     from miniml.core.trace import MiniTrace
+    def vm_hwm_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+        return None
     h5, model, out = sys.argv[1:4]
     with h5py.File(h5, "r") as f:
         data = f["mini_data"][:]; dt = float(f.attrs["sampling"])
@@ -101,6 +106,7 @@ ORIGINAL = textwrap.dedent("""
     timing["detect_s"] = time.perf_counter() - t
     np.save(out, timing.pop("scores"))
     timing["n_events"] = int(len(det.event_locations))
+    timing["vm_hwm_mb"] = vm_hwm_mb()
     timing["setup_s"] = t - t0
     print("RESULT " + json.dumps(timing))
 """)
@@ -112,6 +118,11 @@ MINIDET = textwrap.dedent("""
     from minidet.recording import Recording
     from minidet.detect.predict import predict
     from minidet.model import load_model
+    def vm_hwm_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+        return None
     h5, out, mode, engine = sys.argv[1:5]
     with h5py.File(h5, "r") as f:
         data = f["mini_data"][:]; dt = float(f.attrs["sampling"])
@@ -121,7 +132,7 @@ MINIDET = textwrap.dedent("""
     pred = predict(rec, model, mode=mode, engine=engine, progress=False)
     elapsed = time.perf_counter() - t
     np.save(out, pred.scores)
-    print("RESULT " + json.dumps({"predict_s": elapsed, "setup_s": t - t0,
+    print("RESULT " + json.dumps({"predict_s": elapsed, "setup_s": t - t0, "vm_hwm_mb": vm_hwm_mb(),
                                   "n_windows": pred.n_windows, "n_evaluated": pred.n_evaluated}))
 """)
 
@@ -155,6 +166,10 @@ def run_measured(cmd: list[str], timeout: float) -> dict:
     for line in chunks.get("out", "").splitlines():
         if line.startswith("RESULT "):
             result.update(json.loads(line[7:]))
+    # ru_maxrss also counts what the forked parent held before exec; the child's own VmHWM
+    # (read by the child at its end) does not
+    if result.get("vm_hwm_mb"):
+        result["max_rss_mb"] = result["vm_hwm_mb"]
     if proc.returncode != 0 or "predict_s" not in result:
         err = chunks.get("err", "").strip().splitlines() or ["no output"]
         result["error"] = err[-1][:300]
