@@ -44,13 +44,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
-import torch
+# As `minidet train` does: OpenMP threads sleep instead of spinning while they wait (set before
+# torch loads). Run with OMP_WAIT_POLICY=ACTIVE to see the spinning default.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from minidet.model import load_model
-from minidet.train.fit import TrainSettings, prepare_data, train_model
-from minidet.train.metrics import accuracy
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from minidet.model import load_model  # noqa: E402
+from minidet.train.fit import TrainSettings, prepare_data, train_model  # noqa: E402
+from minidet.train.metrics import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared" / "data" / "miniml" / "gc_training_example.h5"
@@ -225,7 +229,7 @@ def main() -> None:
           f"({int(labels.sum())} events), 80/20 split; transfer learning from gc, "
           f"{args.epochs} epochs, batch 64, lr {settings.resolved(True).learning_rate:g}, "
           f"seed {settings.seed}; torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}")
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -411,9 +411,13 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
     and provenance in its metadata, plus a report (curves, ROC, confusion matrix; PNG + JSON).
     Ctrl-C stops training and keeps the best model so far.
     """
+    import os
     import warnings
     from pathlib import Path
 
+    # Before torch loads OpenMP: threads that sleep instead of spinning while they wait. On a
+    # busy machine spinning threads make two-thread training 5-10x slower than one thread.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .errors import OutputError
     from .train.fit import TrainSettings, _default_name, train_model
     from .train.report import report_paths, write_report

@@ -146,7 +146,9 @@ class TrainSettings:
         Transfer learning only: compute the frozen convolution stack once per window (True).
         False runs the whole network every epoch (same result, slower; for comparison).
     num_threads : int, optional
-        CPU threads for torch during training (restored afterwards); None leaves torch's.
+        CPU threads for torch during training (restored afterwards); None leaves torch's. On
+        a busy machine, spinning OpenMP threads make two threads much slower than one: set
+        ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported (``minidet train`` does) or use 1.
     """
 
     learning_rate: float | None = None
