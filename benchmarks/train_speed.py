@@ -12,7 +12,7 @@ Methods, side by side:
   network (``MiniMLNet.logits``) with the conv layers frozen. Timed over ``--plain-epochs``
   epochs and extrapolated to ``--epochs`` (it is slow).
 * ``minidet, no cache``: ``train_model(..., cache_features=False)``: the whole network every
-  epoch, with the LSTM input made contiguous.
+  epoch (to separate the gain of caching from the rest of the loop).
 * ``minidet``: ``train_model`` as shipped: the frozen conv stack runs once per window.
 * ``keras``: miniML's recipe in TensorFlow/Keras (conv and batch-norm layers frozen,
   ``model.fit``), run with ``--keras-python`` (a Python with TensorFlow, e.g. the one from

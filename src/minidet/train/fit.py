@@ -21,9 +21,11 @@ differs from the training direction.
 
 Speed: during transfer learning the frozen convolution stack gives the same output for a
 window in every epoch, so it runs once per window and its output (80 x 50 values for a
-600-sample window) is cached; each epoch then runs only the LSTM and dense layers. The LSTM
-input is made contiguous first: PyTorch's oneDNN LSTM is about 20x slower on the transposed
-(non-contiguous) view.
+600-sample window) is cached; each epoch then runs only the LSTM and dense layers, which
+then take nearly all the time (the LSTM's backward pass as much as its forward pass). On a
+busy machine, OpenMP threads that spin while waiting make two threads many times slower than
+one; ``minidet train`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (see
+:class:`TrainSettings` ``num_threads``).
 
 A run is deterministic for a given seed, device and thread count. Ctrl-C (KeyboardInterrupt)
 ends training after the current batch and keeps the best weights so far.
@@ -508,8 +510,8 @@ def conv_features(network: MiniMLNet, windows: torch.Tensor) -> torch.Tensor:
 def head_logits(network: MiniMLNet, features: torch.Tensor) -> torch.Tensor:
     """Logits from convolution features: LSTM input dropout, BiLSTM (summed), dense layers.
 
-    Mirrors :meth:`MiniMLNet.logits` after the convolution blocks; the LSTM input is made
-    contiguous (oneDNN's LSTM is much slower on the transposed view).
+    Mirrors :meth:`MiniMLNet.logits` after the convolution blocks (a test checks that they
+    agree), so that the cached convolution output can be fed in directly.
     """
     x = network.lstm_input_dropout(features)
     _, (h_n, _) = network.lstm(x.transpose(1, 2).contiguous())
