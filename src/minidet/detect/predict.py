@@ -63,7 +63,7 @@ DEFAULT_REFINE_STEP = 80
 DEFAULT_WARM_THRESHOLD = 3e-4
 #: fast mode: a window above this gets every window within refine_step scored
 DEFAULT_REFINE_THRESHOLD = 2e-3
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 128
 #: samples of the network's grid resampled at once (resampling only)
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
@@ -444,7 +444,7 @@ def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_si
             bar.update(count)
 
 
-def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 20) -> np.ndarray:
+def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 18) -> np.ndarray:
     """Linear interpolation of the scores onto every window start of the recording."""
     values = np.empty(n_values, dtype=np.float32)
     step = plan.model_stride * plan.down / plan.up  # recording samples between windows
