@@ -22,6 +22,7 @@ script checks that the three give the same events.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -39,6 +40,15 @@ def simulate_inputs(folder: Path, n: int, duration_s: float, rate: float) -> Non
     for i in range(n):
         # the truth files (cellNNN.truth.h5) are not picked up as recordings
         simulate_to_file(str(folder / f"cell{i:03d}.h5"), settings, seed=i, dtype="float32")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have exited."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def per_worker_peak(result) -> dict[str, float]:
@@ -77,17 +87,25 @@ def main() -> int:
               f"{args.rate:g} Hz ({size_mb:.0f} MiB, simulated in {sim_s:.1f} s), model {args.model}"
               f"{f', stride {args.stride}' if args.stride else ''}; {cores} cores, {os.cpu_count()} CPUs")
 
-        runs: dict[str, tuple[float, object, float]] = {}
+        runs: dict[str, tuple[float, object, float, float]] = {}
+        cpu_before: dict[str, float] = {}
+
+        def record_cpu(label: str) -> None:
+            secs, result, load, _ = runs[label]
+            runs[label] = (secs, result, load, cpu_seconds() - cpu_before[label])
 
         def timed(label: str, **kwargs) -> None:
             out = root / f"out-{label}"
             shutil.rmtree(out, ignore_errors=True)
+            cpu_before[label] = cpu_seconds()
             t = time.perf_counter()
             result = run_batch([data], out, settings, progress=False, **kwargs)
             secs = time.perf_counter() - t
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
             if label not in runs or secs < runs[label][0]:
-                runs[label] = (secs, result, load)
+                runs[label] = (secs, result, load, math.nan)
+            if label != "dask":  # the cluster's workers are counted once they have exited
+                record_cpu(label)
             if not result.ok:
                 print(f"  {label}: {result.n_failed} failed: {result.failures['error'].tolist()[:3]}")
 
@@ -104,21 +122,24 @@ def main() -> int:
                                   host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
                     client.wait_for_workers(args.workers)
                     timed("dask", client=client)
+                record_cpu("dask")
 
         base, base1 = runs["serial"][0], runs["serial-1t"][0]
         total_audio = args.n * args.duration
         print(f"{'run':10s} {'workers':>7s} {'threads':>7s} {'wall s':>8s} {'x serial':>8s} {'x 1t':>6s} "
-              f"{'rec s/wall s':>12s} {'load':>5s}  peak RSS per worker (MiB)")
-        for label, (secs, result, load) in runs.items():
+              f"{'rec s/wall s':>12s} {'cpu s':>7s} {'load':>5s}  peak RSS per worker (MiB)")
+        for label, (secs, result, load, cpu) in runs.items():
             peaks = per_worker_peak(result)
             n_workers = 1 if label.startswith("serial") else args.workers
             threads = cores if label == "serial" else 1
             print(f"{label:10s} {n_workers:7d} {threads:7d} {secs:8.1f} {base / secs:8.2f} {base1 / secs:6.2f} "
-                  f"{total_audio / secs:12.2f} {load:5.1f}  " + ", ".join(f"{v:.0f}" for v in sorted(peaks.values())))
-        print("load: 1-minute load average after the run (other processes share the cores); the serial runs' "
-              "peak RSS is this process's")
+                  f"{total_audio / secs:12.2f} {cpu:7.1f} {load:5.1f}  " + ", ".join(f"{v:.0f}" for v in sorted(peaks.values())))
+        print("cpu s: CPU seconds of this process and its workers during the run (of the last repeat; dask's "
+              "includes starting and stopping its workers); load: "
+              "1-minute load average after the run (other processes share the cores); the serial runs' peak RSS "
+              "is this process's")
         events = {label: r.events.sort_values(["recording", "event"]).reset_index(drop=True)
-                  for label, (_, r, _) in runs.items()}
+                  for label, (_, r, _, _) in runs.items()}
         ref = events["serial"]
         differ = [label for label, ev in events.items()
                   if len(ev) != len(ref) or (ev["sample"].to_numpy() != ref["sample"].to_numpy()).any()]

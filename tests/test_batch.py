@@ -157,6 +157,13 @@ def test_rerun_skips_unchanged_and_redoes_changed_or_unfinished(data, serial, tm
     changed = third.recordings.set_index("recording").loc["b__cell2.h5"]
     assert changed["content_sha256"] != serial.recordings.set_index("recording").loc["b__cell2.h5", "content_sha256"]
 
+    # a stored result damaged after it was written: reported, and redone by the next run
+    (out / "recordings" / "b__cell0.h5" / "results.h5").write_bytes(b"damaged")
+    fourth = run_batch([src], out, SETTINGS, **SERIAL)
+    assert fourth.n_cached == 3 and "cannot be read" in fourth.failures.set_index("recording").loc["b__cell0.h5", "error"]
+    fifth = run_batch([src], out, SETTINGS, **SERIAL)
+    assert fifth.ok and fifth.n_done == 1 and fifth.n_cached == 3
+
 
 def test_manifest_rows_carry_reader_options_overrides_and_labels(data, tmp_path):
     manifest = tmp_path / "manifest.csv"

@@ -1059,6 +1059,16 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
     for job in jobs:
         rec = records.get(job.name, {"status": "not run"})
         marker = markers.get(job.name) or {}
+        events = None
+        if rec["status"] != "failed" and marker:
+            try:
+                events = read_results(job.result_dir).events.copy()
+            except (MinidetError, OSError, KeyError, ValueError) as exc:  # damaged since it was written
+                with contextlib.suppress(OSError):  # so that the next run redoes it
+                    (job.result_dir / DONE_MARKER).unlink()
+                rec = {**rec, "status": "failed", "error_type": type(exc).__name__,
+                       "error": f"the stored result cannot be read ({exc}); the next run redoes it"}
+                marker = {}
         row: dict[str, Any] = {"recording": job.name, "status": rec["status"], "path": job.path}
         row.update({k: job.labels.get(k, "") for k in labels})
         summary = marker.get("summary", {})
@@ -1084,9 +1094,7 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
             failures.append({"recording": job.name, "path": job.path, **{k: job.labels.get(k, "") for k in labels},
                              "origin": job.origin, "error_type": rec.get("error_type"), "error": rec.get("error"),
                              "traceback": rec.get("traceback", "")})
-        elif marker:
-            stored = read_results(job.result_dir)
-            events = stored.events.copy()
+        elif events is not None:
             events.insert(0, "event", events.index.to_numpy(np.int64))
             events.insert(0, "recording", job.name)
             for i, k in enumerate(labels):
