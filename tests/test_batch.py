@@ -255,6 +255,8 @@ def test_bad_inputs_are_refused_before_any_work(data, tmp_path):
     _refused(tmp_path, [m], ParameterError, "names its result 'same'")
     m.write_text(f"path,treshold\n{data / 'a/cell0.h5'},0.5\n")
     _refused(tmp_path, [m], ParameterError, "'treshold' looks like a misspelt 'threshold'")
+    m.write_text(f"path,count\n{data / 'a/cell0.h5'},3\n")
+    _refused(tmp_path, [m], ParameterError, "label column 'count' would clash")
     m.write_text(f"path,threshold\n{data / 'a/cell0.h5'},high\n")
     _refused(tmp_path, [m], ParameterError, "line 2, column 'threshold'")
     m.write_text(f"path,threshold\n{data / 'a/cell0.h5'},1.5\n")

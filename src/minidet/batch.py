@@ -103,6 +103,16 @@ _TABLE_COLUMNS = ("recording", "status", "path", "error_type", "error", "traceba
                   "peak_rss_mb", "event", "unit", "sampling_rate_hz", "n_detected", "n_excluded")
 
 
+def _is_table_column(name: str) -> bool:
+    """Would a label of this name clash with a column of the batch tables?"""
+    from .detect.pipeline import EVENT_COLUMNS
+    from .measure.summary import STAT_MEASURES
+
+    stats = rf"^({'|'.join(STAT_MEASURES)})_(mean|median|sd|cv)$"
+    return (name in _TABLE_COLUMNS or name in EVENT_COLUMNS or re.match(stats, name) is not None
+            or name in ("count", "duration_s", "frequency_hz", "tau_decay_s", "n_average", "origin"))
+
+
 def _detect_fields() -> tuple[str, ...]:
     from .detect.pipeline import DetectSettings
 
@@ -364,7 +374,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             if close:
                 raise ParameterError(f"manifest {manifest}: column {col!r} looks like a misspelt {close[0]!r}; "
                                      f"rename it ({close[0]!r} for the setting, or another name for a label)")
-            if low in _TABLE_COLUMNS:
+            if _is_table_column(low):
                 raise ParameterError(f"manifest {manifest}: label column {col!r} would clash with a column of the "
                                      f"batch tables; rename it (e.g. {col + '_label'!r})")
             kinds[col] = ("label", col)
