@@ -35,8 +35,9 @@ def short(public10) -> Recording:
     return Recording(public10[10_000:70_000], FS)
 
 
-def noisy_trace(seconds: float = 1.0, seed: int = 7) -> np.ndarray:
-    """Coloured noise (3 pA SD) with small, fast GC-like events (-4 to -20 pA) at 10 Hz."""
+def noisy_trace(seconds: float = 1.0, seed: int = 7, rate_hz: float = 10.0,
+                amps: tuple[float, float] = (-20, -4)) -> np.ndarray:
+    """Coloured noise (3 pA SD) with small, fast GC-like events (default -4 to -20 pA, 10 Hz)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * FS)
     white = rng.standard_normal(n)
@@ -49,9 +50,9 @@ def noisy_trace(seconds: float = 1.0, seed: int = 7) -> np.ndarray:
     t = np.arange(int(0.02 * FS)) / FS
     kernel = (1 - np.exp(-t / 3e-4)) * np.exp(-t / 1.5e-3)
     kernel /= kernel.max()
-    onsets = rng.integers(500, n - 1000, int(10 * seconds))
+    onsets = rng.integers(500, n - 1000, int(rate_hz * seconds))
     spikes = np.zeros(n)
-    np.add.at(spikes, onsets, rng.uniform(-20, -4, onsets.size))
+    np.add.at(spikes, onsets, rng.uniform(amps[0], amps[1], onsets.size))
     return x + np.convolve(spikes, kernel)[:n]
 
 
@@ -116,19 +117,22 @@ def test_chunked_resampling_equals_whole_trace(short, model):
 
 
 def test_windows_gathered_per_batch_equal_whole_trace_windows(short, model):
-    pred = predict(short, model, mode="full", batch_size=37)
-    windows = np.lib.stride_tricks.sliding_window_view(short.samples, 600)[::20].astype(np.float32)
+    rec = Recording(short.samples[:20_000], FS)
+    pred = predict(rec, model, mode="full", batch_size=37)
+    windows = np.lib.stride_tricks.sliding_window_view(rec.samples, 600)[::20].astype(np.float32)
     scorer = WindowScorer(model.network, torch.device("cpu"), "fast")
     np.testing.assert_allclose(pred.scores, scorer(windows), atol=2e-6)
 
 
 # ------------------------------------------------------------------------------ fast mode
-@pytest.mark.parametrize("which", ["example", "noisy"])
+@pytest.mark.parametrize("which", ["example", "noisy", "burst"])
 def test_fast_mode_within_bound_of_full(which, short, model):
-    rec = short if which == "example" else Recording(noisy_trace(), FS)
-    full = predict(rec, model, mode="full", engine="plain")
-    fast = predict(rec, model)  # defaults: fast mode, fast engine
-    assert fast.n_evaluated < 0.6 * full.n_windows
+    traces = {"example": lambda: short.samples, "noisy": noisy_trace,
+              "burst": lambda: noisy_trace(seed=3, rate_hz=30, amps=(-60, -8))}
+    rec = Recording(traces[which](), FS)
+    full = predict(rec, model, mode="full")
+    fast = predict(rec, model)  # the default: fast mode
+    assert fast.n_evaluated < 0.7 * full.n_windows
     assert bound_error(fast.scores, full.scores) < 1e-3
     assert bound_error(fast.values, full.values) < 1e-3
     # everything left to interpolation is quiet

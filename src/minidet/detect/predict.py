@@ -17,18 +17,21 @@ window starts.
 What minidet does differently, for speed and bounded memory:
 
 - ``mode="fast"`` (default) scores windows in three steps. (1) Every ``coarse_step``
-  network samples (12 strides at stride 20). (2) Every ``refine_step`` samples (4 strides)
-  within ``coarse_step`` of a coarse window above ``warm_threshold`` (3e-4; a quiet
+  network samples (8 strides at stride 20). (2) Every ``refine_step`` samples (4 strides)
+  within ``coarse_step`` of a coarse window above ``warm_threshold`` (2e-4; a quiet
   baseline scores about 1e-4). (3) A flood fill: the neighbours of every window above
   ``refine_threshold`` (2e-3), until each run of such windows is scored in full. Windows
   left out get the linear interpolation of their scored neighbours, all below
-  ``refine_threshold``. Why this is safe: every excursion of the prediction that reaches
-  0.05 stays above 2e-3 for at least 5 strides on every trace we measured (public30, and
-  simulated traces with 3 pA noise or 15 events/s), so the 4-stride grid cannot step over
-  one, and the areas around them were "warm" at the coarse step. Measured there: scored
-  windows 17-33 %, largest difference to scoring every window, where either exceeds 0.05,
-  below 1e-5 (``benchmarks/predict_speed.py`` prints it for its own trace). ``mode="full"``
-  scores every window.
+  ``refine_threshold``. Why this holds the accuracy bound (within 1e-3 of scoring every
+  window wherever either exceeds 0.05): every excursion of the prediction that reaches
+  0.05 stays above 2e-3 for at least 5 strides, so the 4-stride grid cannot step over
+  one, and the coarse windows around it were above 2e-4. Both facts are empirical: they
+  held at every grid phase on public30 and on seven simulated 10-120 s traces (noise 1.5
+  to 5 pA, events of 3 to 50 pA at 3 to 30 Hz, decays of 1.5 and 6 ms), where this scored
+  20-51 % of the windows and the largest difference was below 1e-5. A 12-stride coarse
+  step with a 3e-4 warm threshold failed on the 30 Hz trace, hence the margins.
+  ``coarse_step=refine_step`` drops step (2) (a plain 4-stride grid, 27-54 % of the
+  windows, resting on the first fact only); ``mode="full"`` scores every window.
 - Windows are gathered batch by batch from the samples; with resampling the trace is
   resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins
   so that every block is bit-identical to a whole-trace run), never as a whole-trace FFT.
@@ -55,12 +58,12 @@ __all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "predict", "p
 
 DIRECTIONS = ("negative", "positive")
 MODES = ("fast", "full")
-#: fast mode, level 1: network samples between coarse windows (12 strides of 20)
-DEFAULT_COARSE_STEP = 240
+#: fast mode, level 1: network samples between coarse windows (8 strides of 20)
+DEFAULT_COARSE_STEP = 160
 #: fast mode, level 2: network samples between windows near a "warm" coarse window (4 strides)
 DEFAULT_REFINE_STEP = 80
 #: fast mode: a coarse window above this has the level-2 grid scored around it
-DEFAULT_WARM_THRESHOLD = 3e-4
+DEFAULT_WARM_THRESHOLD = 2e-4
 #: fast mode: a window above this gets every window within refine_step scored
 DEFAULT_REFINE_THRESHOLD = 2e-3
 DEFAULT_BATCH_SIZE = 128
