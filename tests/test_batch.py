@@ -290,6 +290,8 @@ def test_result_folder_names_are_unique_and_stable(data, tmp_path):
     assert "cell1.h5" in names and "cell2.h5" in names
     again = plan_batch([data / "a", data / "b"], tmp_path / "out", SETTINGS)
     assert [j.name for j in again] == names  # same inputs, same names
+    globbed = plan_batch([str(data / "*" / "cell0.h5")], tmp_path / "out2", SETTINGS)
+    assert [j.name for j in globbed] == ["a__cell0.h5", "b__cell0.h5"]  # relative to the pattern's fixed part
     assert B._safe_name("x/.hidden dir/ä b.abf") == "x__.hidden_dir___b.abf"
 
 
