@@ -134,11 +134,13 @@ for layer in model.layers:
 model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8, amsgrad=True),
               loss="binary_crossentropy", metrics=["accuracy"])
 t0 = time.perf_counter()
-model.fit(data["x_train"][..., None], data["y_train"], validation_data=(data["x_val"][..., None], data["y_val"]),
-          epochs=epochs, batch_size=64, shuffle=True, verbose=0)
+hist = model.fit(data["x_train"][..., None], data["y_train"],
+                 validation_data=(data["x_val"][..., None], data["y_val"]),
+                 epochs=epochs, batch_size=64, shuffle=True, verbose=0)
 seconds = time.perf_counter() - t0
 pred = model.predict(data["x_val"][..., None], verbose=0).ravel()
-print(json.dumps({"seconds": seconds, "accuracy": float(np.mean((pred >= 0.5) == (data["y_val"] >= 0.5)))}))
+print(json.dumps({"seconds": seconds, "val_loss": float(min(hist.history["val_loss"])),
+                  "accuracy": float(np.mean((pred >= 0.5) == (data["y_val"] >= 0.5)))}))
 """
 
 
@@ -237,28 +239,30 @@ def main() -> None:
             r = plain_loop(windows, labels, settings.resolved(True), args.plain_epochs)
             per = r["seconds"] / r["epochs"]
             rows.append((f"plain loop (MiniMLNet.logits), {r['epochs']} epochs run", threads,
-                         per * args.epochs, per, None))
+                         per * args.epochs, per, None, None))
         if not args.no_uncached:
             res = train_model((windows, labels), base="gc",
                               settings=settings.replace(cache_features=False, num_threads=threads),
                               progress=False)
             rows.append(("minidet train, cache_features=False", threads, res.seconds,
-                         res.seconds / res.epochs_run, res.metrics.accuracy))
+                         res.seconds / res.epochs_run, res.metrics.accuracy,
+                         min(res.history["val_loss"])))
         res = train_model((windows, labels), base="gc",
                           settings=settings.replace(num_threads=threads), progress=False)
         rows.append(("minidet train (conv features cached)", threads, res.seconds,
-                     res.seconds / res.epochs_run, res.metrics.accuracy))
+                     res.seconds / res.epochs_run, res.metrics.accuracy, min(res.history["val_loss"])))
     if args.keras_python and Path(args.keras_python).exists():
         r = keras_run(args.keras_python, windows, labels, settings, args.epochs)
         if r is not None:
             rows.append(("keras (miniML recipe, TF 2.15, model.fit)", "tf", r["seconds"],
-                         r["seconds"] / args.epochs, r["accuracy"]))
+                         r["seconds"] / args.epochs, r["accuracy"], r["val_loss"]))
 
     print(f"\n{'method':<52} {'threads':>7} {'total s':>8} {'s/epoch':>8} {'held-out acc':>12} "
-          f"{'vs 80 s':>8}")
-    for name, threads, total, per, acc in rows:
+          f"{'best val loss':>13} {'vs 80 s':>8}")
+    for name, threads, total, per, acc, loss in rows:
         acc_s = "-" if acc is None else f"{acc:.3f}"
-        print(f"{name:<52} {threads!s:>7} {total:8.1f} {per:8.2f} {acc_s:>12} "
+        loss_s = "-" if loss is None else f"{loss:.5f}"
+        print(f"{name:<52} {threads!s:>7} {total:8.1f} {per:8.2f} {acc_s:>12} {loss_s:>13} "
               f"{REFERENCE_SECONDS / total:7.1f}x")
     print(f"{'miniML documentation (CPU, 1000 windows)':<52} {'-':>7} {REFERENCE_SECONDS:8.1f}")
     print("\ntotal s for the plain loop is extrapolated from the epochs it ran; minidet's totals "
