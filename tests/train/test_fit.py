@@ -256,7 +256,7 @@ def test_model_file_carries_metadata_and_loads(tmp_path):
     assert m.resample is True
     assert m.threshold == pytest.approx(result.metrics.threshold)
     assert m.source_sha256 == result.provenance["dataset"]["sha256"]
-    prov = getattr(m, "provenance", None) or json.loads(m.description.split("Provenance: ", 1)[1])
+    prov = m.provenance
     assert prov["dataset"]["counts"]["events"] == 12
     assert prov["settings"]["batch_size"] == 64 and prov["base_model"]["name"] == "gc"
     assert "accuracy" in prov["metrics"]

@@ -84,6 +84,9 @@ class ModelMetadata:
         The file it was converted from (or trained from) and its SHA-256 ("" if none).
     license : str
         Licence of the weights.
+    provenance : dict
+        How a trained model was made (dataset hash and counts, settings, metrics); JSON-ready.
+        Empty for converted models.
     architecture : str
         ``"miniml-cnn-bilstm"``.
     minidet_version, format_version
@@ -104,6 +107,7 @@ class ModelMetadata:
     source_file: str = ""
     source_sha256: str = ""
     license: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
     architecture: str = "miniml-cnn-bilstm"
     minidet_version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -137,6 +141,12 @@ class ModelMetadata:
               f"up to {FORMAT_VERSION}; upgrade minidet)")
         for key in ("description", "source_file", "source_sha256", "license", "minidet_version"):
             _need(isinstance(getattr(self, key), str), f"{key} must be a string")
+        _need(isinstance(self.provenance, Mapping),
+              f"provenance must be a mapping, got {type(self.provenance).__name__}")
+        try:
+            object.__setattr__(self, "provenance", json.loads(json.dumps(dict(self.provenance))))
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"provenance must be JSON-serialisable: {exc}") from None
         _need(isinstance(self.hyperparameters, Mapping),
               f"hyperparameters must be a mapping, got {type(self.hyperparameters).__name__}")
         # Validate by building (cheaply) the network the hyperparameters describe, and store

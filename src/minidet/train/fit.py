@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import math
 import os
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -613,10 +612,6 @@ def _scaled_hann(value: int | None, factor: float) -> int | None:
     return max(1, int(round(value * factor)))
 
 
-def _metadata_fields() -> set[str]:
-    return {f.name for f in fields(ModelMetadata)}
-
-
 def _default_name(output: str | os.PathLike | None) -> str:
     if output is None:
         return "trained"
@@ -897,10 +892,6 @@ def _build_metadata(network: MiniMLNet, data: PreparedData, settings: TrainSetti
         source_file=source.name, source_sha256=source.sha256,
         license=license_text,
     )
-    if "provenance" in _metadata_fields():
-        kwargs["description"] = sentence
-        kwargs["provenance"] = provenance
-    else:
-        # ModelMetadata has no provenance field (yet): keep it, as JSON, in the description.
-        kwargs["description"] = sentence + " Provenance: " + json.dumps(provenance, sort_keys=True)
+    kwargs["description"] = sentence
+    kwargs["provenance"] = provenance
     return ModelMetadata(**kwargs), provenance
