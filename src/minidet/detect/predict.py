@@ -54,7 +54,8 @@ import numpy as np
 from ..errors import ParameterError
 from ..recording import Recording
 
-__all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "predict", "predict_recording"]
+__all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict",
+           "predict_recording"]
 
 DIRECTIONS = ("negative", "positive")
 MODES = ("fast", "full")
@@ -447,6 +448,64 @@ def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_si
             bar.update(count)
 
 
+def fast_schedule(n_windows: int, coarse: int, refine: int, warm_threshold: float,
+                  refine_threshold: float, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Which windows the fast mode scores, and their scores.
+
+    Parameters
+    ----------
+    n_windows
+        Windows at the stride, numbered 0 .. n_windows - 1.
+    coarse, refine
+        Level-1 and level-2 grid steps, in windows (``refine <= coarse``).
+    warm_threshold, refine_threshold
+        See :class:`PredictSettings`.
+    score
+        ``score(idx) -> scores of windows idx`` (ascending int64 indices), float32.
+
+    Returns
+    -------
+    evaluated : bool array (n_windows,)
+        Windows that were scored.
+    scores : float32 array (n_windows,)
+        Their scores; 0 elsewhere (the caller interpolates).
+
+    The steps: (1) every ``coarse``-th window and the last; (2) every ``refine``-th window
+    within ``coarse`` windows of a level-1 window above ``warm_threshold``; (3) the
+    neighbours of every window above ``refine_threshold``, repeated until no new window
+    exceeds it. ``benchmarks/predict_fast_mode.py`` replays this function on traces scored
+    in full to check that it misses nothing above 0.05.
+    """
+    n = int(n_windows)
+    scores = np.zeros(n, dtype=np.float32)
+    evaluated = np.zeros(n, dtype=bool)
+
+    def run(idx: np.ndarray) -> None:
+        scores[idx] = score(idx)
+        evaluated[idx] = True
+
+    todo = np.unique(np.r_[np.arange(0, n, coarse), n - 1])
+    run(todo)
+    if refine < coarse:
+        warm = todo[scores[todo] > warm_threshold]
+        if warm.size:
+            grid = np.arange(0, n, refine)
+            level2 = grid[_dilate(warm, coarse, n)[grid] & ~evaluated[grid]]
+            if level2.size:
+                run(level2)
+        todo = np.flatnonzero(evaluated)
+    # flood fill: runs of windows above refine_threshold at least `refine` windows long hold
+    # a grid window, so each is found wherever the grid was scored, and then scored in full
+    while todo.size:
+        hot = todo[scores[todo] > refine_threshold]
+        if hot.size == 0:
+            break
+        todo = np.flatnonzero(_dilate(hot, 1, n) & ~evaluated)
+        if todo.size:
+            run(todo)
+    return evaluated, scores
+
+
 def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 18) -> np.ndarray:
     """Linear interpolation of the scores onto every window start of the recording."""
     values = np.empty(n_values, dtype=np.float32)
@@ -510,19 +569,16 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     source = _WindowSource(recording.samples, plan, settings.chunk_size)
 
     n = plan.n_windows
-    scores = np.zeros(n, dtype=np.float32)
-    evaluated = np.zeros(n, dtype=bool)
     k1 = max(1, settings.coarse_step // plan.model_stride)
     k = max(1, min(k1, settings.refine_step // plan.model_stride))
-    fast = settings.mode == "fast" and k1 > 1
-    todo = np.unique(np.r_[np.arange(0, n, k1), n - 1]) if fast else np.arange(n)
+    first = n if settings.mode == "full" or k1 == 1 else (n - 1) // k1 + 2
 
     bar = None
     show = progress if progress is not None else (n >= _PROGRESS_MIN_WINDOWS and sys.stderr.isatty())
     if show:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=todo.size, unit="win", desc="predict", leave=False)
+        bar = tqdm(total=first, unit="win", desc="predict", leave=False)
 
     # On the CPU, batches run on one Python thread per core, each with one torch thread:
     # torch ops release the GIL, and single-threaded ops never wait at OpenMP barriers,
@@ -532,38 +588,25 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     workers = torch.get_num_threads() if device.type == "cpu" else 1
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     torch_threads = torch.get_num_threads()
+    out = np.zeros(n, dtype=np.float32)
 
-    def run(idx: np.ndarray) -> None:
+    def score(idx: np.ndarray) -> np.ndarray:
         if bar is not None and bar.n + idx.size > bar.total:
             bar.total = bar.n + idx.size
             bar.refresh()
-        _score_windows(idx, source, scorer, int(settings.batch_size), scores, bar, pool)
-        evaluated[idx] = True
+        _score_windows(idx, source, scorer, int(settings.batch_size), out, bar, pool)
+        return out[idx]
 
     if pool is not None:
         torch.set_num_threads(1)
     try:
-        run(todo)
-        if fast:
-            if k < k1:
-                # level 2: the refine grid wherever a coarse neighbour is not quiet
-                warm = todo[scores[todo] > float(settings.warm_threshold)]
-                if warm.size:
-                    grid = np.arange(0, n, k)
-                    todo = grid[_dilate(warm, k1, n)[grid] & ~evaluated[grid]]
-                    run(todo)
-                todo = np.flatnonzero(evaluated)
-            # flood fill: the neighbours of every window above refine_threshold, until each
-            # run of such windows is scored in full. Runs at least k windows long contain a
-            # level-2 grid window, so they are all found wherever level 2 was scored.
-            threshold = float(settings.refine_threshold)
-            while todo.size:
-                hot = todo[scores[todo] > threshold]
-                if hot.size == 0:
-                    break
-                todo = np.flatnonzero(_dilate(hot, 1, n) & ~evaluated)
-                if todo.size:
-                    run(todo)
+        if settings.mode == "full" or k1 == 1:
+            evaluated = np.ones(n, dtype=bool)
+            scores = out
+            score(np.arange(n))
+        else:
+            evaluated, scores = fast_schedule(n, k1, k, float(settings.warm_threshold),
+                                              float(settings.refine_threshold), score)
     finally:
         if pool is not None:
             pool.shutdown()
