@@ -189,6 +189,33 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
+def engine_timing(n_windows: int = 2048, batch: int = 128) -> None:
+    """ms per window of the plain and the fast scorer on one thread (random windows)."""
+    import torch
+
+    from minidet.detect.scorer import WindowScorer
+    from minidet.model import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        network = load_model("gc").network
+        x = np.random.default_rng(0).random((n_windows, network.window_size), dtype=np.float32)
+        for engine in ("plain", "fast"):
+            scorer = WindowScorer(network, torch.device("cpu"), engine)
+            scorer(x[:batch])
+            best = float("inf")
+            for _ in range(2):
+                t = time.process_time()
+                for i in range(0, n_windows, batch):
+                    scorer(x[i:i + batch])
+                best = min(best, time.process_time() - t)
+            print(f"scorer {engine:5s}: {1000 * best / n_windows:.3f} ms of CPU per window "
+                  f"(one thread, batches of {batch})")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bound_error(a: np.ndarray, b: np.ndarray, level: float = 0.05) -> float:
     n = min(a.size, b.size)
     a, b = a[:n], b[:n]
@@ -207,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-full-check", action="store_true",
                     help="skip the plain float32 evaluation of every window")
     ap.add_argument("--keep", type=Path, help="keep the trace and scores in this folder")
+    ap.add_argument("--engine-timing", action="store_true",
+                    help="also time the plain and the fast scorer per window (one thread)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per child process (s)")
     args = ap.parse_args(argv)
 
@@ -293,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = "OK" if err < 1e-3 else "OUT OF BOUND"
                 print(f"accuracy vs plain float32 evaluation of every window: max |diff| where "
                       f"either > 0.05 = {err:.2e} ({verdict}, bound 1e-3)")
+        if args.engine_timing:
+            engine_timing()
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             for p in work.iterdir():

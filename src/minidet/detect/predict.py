@@ -25,13 +25,17 @@ What minidet does differently, for speed and bounded memory:
   ``refine_threshold``. Why this holds the accuracy bound (within 1e-3 of scoring every
   window wherever either exceeds 0.05): every excursion of the prediction that reaches
   0.05 stays above 2e-3 for at least 5 strides, so the 4-stride grid cannot step over
-  one, and the coarse windows around it were above 2e-4. Both facts are empirical: they
-  held at every grid phase on public30 and on seven simulated 10-120 s traces (noise 1.5
-  to 5 pA, events of 3 to 50 pA at 3 to 30 Hz, decays of 1.5 and 6 ms), where this scored
-  20-51 % of the windows and the largest difference was below 1e-5. A 12-stride coarse
-  step with a 3e-4 warm threshold failed on the 30 Hz trace, hence the margins.
+  one, and the coarse windows around it were above 2e-4. Both facts are empirical:
+  ``benchmarks/predict_fast_mode.py`` replays the selection at every grid phase on
+  public30 and six simulated traces (noise 1.5 to 5 pA, events of 3 to 60 pA at 3 to 30
+  per second, decays of 1.5 and 6 ms) scored in full: narrowest such run 5 strides,
+  20-50 % of the windows scored, no window off by more than 1e-3. A 12-stride coarse step
+  with a 3e-4 warm threshold failed on a 30 events/s trace, hence the margins.
   ``coarse_step=refine_step`` drops step (2) (a plain 4-stride grid, 27-54 % of the
   windows, resting on the first fact only); ``mode="full"`` scores every window.
+- On the CPU, batches are scored on one thread per core, each running single-threaded
+  torch ops (:class:`~minidet.detect.scorer.WindowScorer`, an inference-only rewrite of
+  the network); torch's own thread count is restored afterwards.
 - Windows are gathered batch by batch from the samples; with resampling the trace is
   resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins
   so that every block is bit-identical to a whole-trace run), never as a whole-trace FFT.
