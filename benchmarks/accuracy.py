@@ -26,8 +26,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from minidet.evaluate import evaluate, make_detector
-from minidet.simulate import SimulationSettings, simulate
+from minidet.evaluation import evaluate, make_detector
+from minidet.simulation import SimulationSettings, simulate
 
 CONDITIONS = {
     "gc": dict(),
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv and not table.empty:
         table.to_csv(args.csv, index=False, float_format="%.4g")
     if args.plot and not table.empty:
-        from minidet.evaluate import plot_sweep
+        from minidet.evaluation import plot_sweep
 
         plot_sweep(table, args.plot, title="F1 against SNR")
     return 0

@@ -32,7 +32,7 @@ from pathlib import Path
 
 
 def simulate_inputs(folder: Path, n: int, duration_s: float, rate: float) -> None:
-    from minidet.simulate import SimulationSettings, simulate_to_file
+    from minidet.simulation import SimulationSettings, simulate_to_file
 
     folder.mkdir(parents=True, exist_ok=True)
     settings = SimulationSettings(duration_s=duration_s, sampling_rate=rate, amplitude_median=12.0,

@@ -2,7 +2,7 @@
 
 For each trace (public30 from ../shared if present, and simulated recordings from quiet to
 bursty), it scores every window once (``mode="full"``), then replays the fast mode's own
-window selection (:func:`minidet.detect.predict.fast_schedule`, the function ``predict``
+window selection (:func:`minidet.detection.predict.fast_schedule`, the function ``predict``
 uses) on those scores, for every phase of the coarse grid (the trace shifted by 0 ..
 coarse - 1 strides), and prints:
 
@@ -69,7 +69,7 @@ def narrowest_run(scores: np.ndarray, threshold: float, level: float = 0.05) -> 
 
 
 def replay(scores: np.ndarray, k1: int, k: int, warm: float, refine: float) -> np.ndarray:
-    from minidet.detect.predict import fast_schedule
+    from minidet.detection.predict import fast_schedule
 
     def score(idx: np.ndarray) -> np.ndarray:
         return scores[idx]
@@ -79,7 +79,7 @@ def replay(scores: np.ndarray, k1: int, k: int, warm: float, refine: float) -> n
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minidet.detect import predict as P
+    from minidet.detection import predict as P
     from minidet.model import load_model
     from minidet.recording import Recording
 

@@ -8,7 +8,7 @@ default -- saves it as HDF5 in a temporary folder and runs, each in its own proc
    TensorFlow 2.15) from a separate virtual environment (``--miniml-venv``, made by
    ``benchmarks/setup_miniml_venv.sh``), with the GC model file, window 600, stride 20;
    its prediction stage (``__predict``) is timed on its own as well;
-2. minidet: ``minidet.detect.predict.predict`` (default settings: fast mode);
+2. minidet: ``minidet.detection.predict.predict`` (default settings: fast mode);
 3. unless ``--no-full-check``: minidet's plain float32 evaluation of every window
    (``mode="full", engine="plain"``), the accuracy reference.
 
@@ -116,7 +116,7 @@ MINIDET = textwrap.dedent("""
     t0 = time.perf_counter()
     import h5py, numpy as np
     from minidet.recording import Recording
-    from minidet.detect.predict import predict
+    from minidet.detection.predict import predict
     from minidet.model import load_model
     def vm_hwm_mb():
         for line in open("/proc/self/status"):
@@ -193,7 +193,7 @@ def engine_timing(n_windows: int = 2048, batch: int = 128) -> None:
     """ms per window of the plain and the fast scorer on one thread (random windows)."""
     import torch
 
-    from minidet.detect.scorer import WindowScorer
+    from minidet.detection.scorer import WindowScorer
     from minidet.model import load_model
 
     threads = torch.get_num_threads()

@@ -23,13 +23,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("minidet.detect.predict", reason="minidet.detect.predict is not in this checkout")
+pytest.importorskip("minidet.detection.predict", reason="minidet.detection.predict is not in this checkout")
 
 from minidet import batch as B  # noqa: E402
 from minidet.batch import BatchSettings, plan_batch, resolve_workers, run_batch  # noqa: E402
 from minidet.cli import main  # noqa: E402
 from minidet.errors import OutputError, ParameterError, RecordingNotFoundError  # noqa: E402
-from minidet.simulate import SimulationSettings, simulate_to_file  # noqa: E402
+from minidet.simulation import SimulationSettings, simulate_to_file  # noqa: E402
 
 RATE = 20_000.0
 DURATION_S = 2.0
@@ -86,10 +86,10 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 # ----------------------------------------------------------------------------- serial run
 def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
-    from minidet.detect.pipeline import detect
+    from minidet.detection.pipeline import detect
     from minidet.io import load
     from minidet.report import read_results
-    from minidet.simulate import read_truth
+    from minidet.simulation import read_truth
 
     out = serial.out_dir
     names = ["a__cell0.h5", "a__cell1.h5", "b__cell0.h5", "b__cell2.h5"]

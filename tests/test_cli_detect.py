@@ -9,6 +9,7 @@ the real model on the bundled example recording.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -73,10 +74,10 @@ def oracle(monkeypatch) -> dict:
         return pred
 
     try:
-        import minidet.detect.predict as module
+        import minidet.detection.predict as module
     except ImportError:  # the network wrapper is not in this checkout yet
-        module = types.ModuleType("minidet.detect.predict")
-        monkeypatch.setitem(sys.modules, "minidet.detect.predict", module)
+        module = types.ModuleType("minidet.detection.predict")
+        monkeypatch.setitem(sys.modules, "minidet.detection.predict", module)
     monkeypatch.setattr(module, "predict", predict, raising=False)
     return calls
 
@@ -243,7 +244,7 @@ def test_end_to_end_on_bundled_example(tmp_path: Path) -> None:
     (The whole 10 s run is what .ci/run does; 3 s keep this test to a few seconds of CPU.)
     The simulation put 13 events there; 12 are found on the full trace.
     """
-    pytest.importorskip("minidet.detect.predict")
+    pytest.importorskip("minidet.detection.predict")
     from minidet import examples
 
     out = tmp_path / "public10"
@@ -256,3 +257,24 @@ def test_end_to_end_on_bundled_example(tmp_path: Path) -> None:
     assert np.median([e["amplitude"] for e in data["events"]]) < -5  # inward currents, in pA
     for name in ("events.csv", "summary.csv", "results.h5", "trace.png", "report.html"):
         assert (out / name).is_file()
+
+
+@pytest.mark.parametrize("method", ["template", "deconvolution", "threshold"])
+def test_classic_methods_from_the_cli(tmp_path, method):
+    """`--method` runs a classic detector and writes the same tables (no model involved)."""
+    import csv as _csv
+
+    from minidet.examples import path as example_path
+
+    out = tmp_path / method
+    proc = subprocess.run(
+        [sys.executable, "-m", "minidet.cli", "detect", str(example_path()), "--method", method,
+         "--skip-start", "7", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "events.csv") as fh:
+        rows = list(_csv.DictReader(fh))
+    # the last 3 s of the example hold 13 simulated events
+    assert 9 <= len(rows) <= 17
+    assert "amplitude_pA" in rows[0] and "rise_time_s" in rows[0]

@@ -105,7 +105,7 @@ _TABLE_COLUMNS = ("recording", "status", "path", "error_type", "error", "traceba
 
 def _is_table_column(name: str) -> bool:
     """Would a label of this name clash with a column of the batch tables?"""
-    from .detect.pipeline import EVENT_COLUMNS
+    from .detection.pipeline import EVENT_COLUMNS
     from .measure.summary import STAT_MEASURES
 
     stats = rf"^({'|'.join(STAT_MEASURES)})_(mean|median|sd|cv)$"
@@ -114,7 +114,7 @@ def _is_table_column(name: str) -> bool:
 
 
 def _detect_fields() -> tuple[str, ...]:
-    from .detect.pipeline import DetectSettings
+    from .detection.pipeline import DetectSettings
 
     return DetectSettings.field_names()
 
@@ -140,7 +140,7 @@ class BatchSettings:
     model
         Bundled model name or model file path.
     detect
-        Detection settings (any :class:`~minidet.detect.pipeline.DetectSettings` field but
+        Detection settings (any :class:`~minidet.detection.pipeline.DetectSettings` field but
         ``model``), e.g. ``{"threshold": 0.6}``; the rest comes from the model, as in
         ``minidet detect``. Stored as sorted ``(name, value)`` pairs; see :attr:`overrides`.
     reader
@@ -162,7 +162,7 @@ class BatchSettings:
     extensions: tuple[str, ...] = FOLDER_EXTENSIONS
 
     def __post_init__(self) -> None:
-        from .detect.pipeline import DetectSettings
+        from .detection.pipeline import DetectSettings
         from .io import ReadOptions
 
         if not isinstance(self.model, str) or not self.model.strip():
@@ -209,7 +209,7 @@ class BatchSettings:
 class RecordingJob:
     """One recording of a batch, as planned: what to read, with which settings, where to write.
 
-    ``settings`` are the resolved :class:`~minidet.detect.pipeline.DetectSettings` (model
+    ``settings`` are the resolved :class:`~minidet.detection.pipeline.DetectSettings` (model
     defaults filled in) as a dict; ``up_to_date`` is true when ``OUT/recordings/<name>``
     already holds a result made from the same content, settings and model.
     """
@@ -261,7 +261,7 @@ def _parse_bool(text: str) -> bool:
 
 
 def _convert_setting(name: str, text: str) -> Any:
-    from .detect.pipeline import DetectSettings
+    from .detection.pipeline import DetectSettings
 
     kind = str(DetectSettings.__dataclass_fields__[name].type)
     if "bool" in kind:
@@ -319,7 +319,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     - ``name`` (optional): the result folder's name (default: from the path);
     - reader options: ``channel``, ``sweeps``, ``skip_start`` (s), ``dataset``,
       ``sampling_rate`` (Hz), ``scale``, ``unit``;
-    - detection settings: any :class:`~minidet.detect.pipeline.DetectSettings` field
+    - detection settings: any :class:`~minidet.detection.pipeline.DetectSettings` field
       (``model``, ``threshold``, ``window_size``, ``event_direction``, ...);
     - any other column is a free label (``cell``, ``condition``, ``animal``, ...) copied to
       the batch tables.
@@ -699,7 +699,7 @@ def _init_worker(threads: int, models: Sequence[str]) -> None:
         torch.set_num_interop_threads(1)
     _THREADS["torch"] = threads
     from . import report  # noqa: F401 - imported once here rather than in the first job
-    from .detect import pipeline  # noqa: F401
+    from .detection import pipeline  # noqa: F401
     from .io import load  # noqa: F401
 
     for model in models:
@@ -753,7 +753,7 @@ def _run_job(job: RecordingJob) -> dict[str, Any]:
     tmp: Path | None = None
     try:
         from . import report
-        from .detect.pipeline import DetectSettings, detect
+        from .detection.pipeline import DetectSettings, detect
         from .io import load
         from .report.writers import atomic_write, jsonable, summary_row
 
@@ -856,7 +856,7 @@ class _Resolved:
 
 def _resolve(inputs: Any, out: Path, settings: BatchSettings) -> list[_Resolved]:
     """Every check that needs no output folder: inputs, manifest, names, models, settings."""
-    from .detect.pipeline import resolve_settings
+    from .detection.pipeline import resolve_settings
     from .io import ReadOptions
 
     entries = _unique(_collect(_as_inputs(inputs), str(out), settings))
@@ -1059,7 +1059,7 @@ def _label_columns(jobs: list[RecordingJob]) -> list[str]:
 
 def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from .detect.pipeline import EVENT_COLUMNS
+    from .detection.pipeline import EVENT_COLUMNS
     from .report.writers import read_results
 
     markers = {name: rec.get("marker") for name, rec in records.items() if rec.get("marker")}
@@ -1120,7 +1120,7 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
     if nonempty:
         events = pd.concat(nonempty, ignore_index=True)[columns]
     else:
-        from .detect.pipeline import empty_events
+        from .detection.pipeline import empty_events
 
         events = empty_events()
         events.insert(0, "event", np.zeros(0, np.int64))

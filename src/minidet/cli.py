@@ -114,7 +114,7 @@ def parse_event_list(spec: str | None) -> list[int]:
 
 def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Model and detection-setting options shared by ``detect`` and ``batch``
-    (see :class:`minidet.detect.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
+    (see :class:`minidet.detection.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
     options = [
         click.option("--model", default="gc", show_default=True,
                      help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras)."),
@@ -155,6 +155,10 @@ def detect_overrides(kwargs: dict[str, Any], no_resample: bool) -> dict[str, Any
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @reader_options
 @detect_options
+@click.option("--method", type=click.Choice(["miniml", "template", "deconvolution", "threshold"]),
+              default="miniml", show_default=True,
+              help="miniml: the classifier (--model). The classic detectors (template matching, "
+                   "deconvolution, amplitude threshold; GC-like kinetics by default) are measured the same way.")
 @click.option("--exclude", "exclude", default=None, metavar="N,N-M",
               help="Event numbers (0-based, as in events.csv) to exclude from the summary, e.g. 3,7,12.")
 @click.option("--out", "out_dir", type=click.Path(path_type=str), default=None,
@@ -165,8 +169,9 @@ def detect_overrides(kwargs: dict[str, Any], no_resample: bool) -> dict[str, Any
 @click.option("--save-prediction", is_flag=True, help="Store the prediction trace in results.h5 (and results.nwb).")
 @click.option("--force", is_flag=True, help="Overwrite results already in the output folder.")
 @handle_errors
-def detect(path: str, model: str, exclude: str | None, out_dir: str | None, plots: bool, nwb: bool,
-           as_json: bool, save_prediction: bool, force: bool, no_resample: bool, **kwargs: Any) -> None:
+def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str | None, plots: bool,
+           nwb: bool, as_json: bool, save_prediction: bool, force: bool, no_resample: bool,
+           **kwargs: Any) -> None:
     """Find and measure synaptic events in a recording; write tables, HDF5 and figures.
 
     Writes events.csv, summary.csv and results.h5 to the results folder (and results.nwb,
@@ -193,10 +198,12 @@ def detect(path: str, model: str, exclude: str | None, out_dir: str | None, plot
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with quiet:
-            from .detect.pipeline import detect as run_detect
+            from .detection.pipeline import detect as run_detect
             from .io import load
 
             recording = load(path, **load_kwargs)
+            if method != "miniml":
+                overrides["method"] = method
             result = run_detect(recording, model, progress=True, **overrides)
             if excluded:
                 n = len(result.events_all)
@@ -813,7 +820,7 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _simulation_settings(kwargs: dict[str, Any], snr_db: float | None):
     from .noise import resolve_spectrum
-    from .simulate import SimulationSettings
+    from .simulation import SimulationSettings
 
     noise_rate = kwargs.pop("noise_sampling_rate")
     spectrum = resolve_spectrum(kwargs.pop("noise_spectrum"), sampling_rate=noise_rate)
@@ -846,7 +853,7 @@ def simulate(out: str, snr_db: float | None, seed: int | None, truth_path: str |
     (onsets, amplitudes, kinetics of every event; where the transients are) next to it.
     Evaluate detections with: minidet evaluate --truth OUT.truth.h5 RESULTS
     """
-    from .simulate import simulate_to_file, truth_path_for
+    from .simulation import simulate_to_file, truth_path_for
 
     settings = _simulation_settings(kwargs, snr_db)
     truth_path = truth_path or truth_path_for(out)
@@ -897,7 +904,7 @@ def evaluate(detections: str | None, truth_path: str | None, before_ms: float, a
     With --sweep: simulate each SNR (and kinetics), run --method on it, tabulate F1.
     """
     from .errors import ParameterError
-    from .evaluate import MatchSettings, evaluate as run_evaluate, make_detector, plot_sweep, sweep
+    from .evaluation import MatchSettings, evaluate as run_evaluate, make_detector, plot_sweep, sweep
 
     match = MatchSettings(before_ms / 1e3, after_ms / 1e3)
     if do_sweep:

@@ -9,8 +9,8 @@ from minidet.classic import METHODS, detect_events, make_settings
 from minidet.classic import base, template
 from minidet.classic.deconvolution import deconvolve
 from minidet.errors import ParameterError
-from minidet.evaluate import evaluate
-from minidet.simulate import SimulationSettings, simulate
+from minidet.evaluation import evaluate
+from minidet.simulation import SimulationSettings, simulate
 
 GC = SimulationSettings(duration_s=10.0, sampling_rate=50_000, snr_db=13.0, event_rate_hz=8.0)
 
@@ -108,7 +108,7 @@ def test_gaussian_fit_ignores_the_event_tail():
 
 
 def test_detect_pipeline_with_classic_method(gc_recording):
-    from minidet.detect.pipeline import EVENT_COLUMNS, detect
+    from minidet.detection.pipeline import EVENT_COLUMNS, detect
 
     rec, truth = gc_recording
     result = detect(rec, method="deconvolution")

@@ -1,6 +1,6 @@
 """A small stand-in for DetectionResult, so the writers can be tested without a model.
 
-It has the same attributes and methods as :class:`minidet.detect.pipeline.DetectionResult`
+It has the same attributes and methods as :class:`minidet.detection.pipeline.DetectionResult`
 that the report code uses; events are real alpha-shaped events in a simulated trace.
 """
 

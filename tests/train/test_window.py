@@ -25,8 +25,8 @@ def expected_window(rise_s: float, decay_s: float, rate: float) -> float:
 @pytest.mark.parametrize("speed", [0.5, 4.0], ids=["2x-faster", "4x-slower"])
 @pytest.mark.parametrize("rate", [20_000.0, 50_000.0], ids=["20kHz", "50kHz"])
 def test_window_within_25_percent_of_event_span(speed: float, rate: float) -> None:
-    """minidet.simulate: coloured noise, Poisson onsets (overlaps), kinetics varying +-25 %."""
-    from minidet.simulate import SimulationSettings, simulate
+    """minidet.simulation: coloured noise, Poisson onsets (overlaps), kinetics varying +-25 %."""
+    from minidet.simulation import SimulationSettings, simulate
 
     rise, decay = GC_RISE_S * speed, GC_DECAY_S * speed
     settings = SimulationSettings(

@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..errors import ParameterError
 from ..recording import Recording
-from ..detect.locate import _check_hann_size, _filter_margin, analysis_filter, direction_sign, filter_range
+from ..detection.locate import _check_hann_size, _filter_margin, analysis_filter, direction_sign, filter_range
 
 __all__ = ["MeasureSettings", "KINETICS_COLUMNS", "event_windows", "measure_events"]
 

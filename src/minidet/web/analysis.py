@@ -1,7 +1,7 @@
 """The analysis app: open a recording, pre-process it, detect events, review them, save.
 
 :class:`AnalysisSession` is the app's state on the server: the opened recording (as read,
-and after the pre-processing steps), the current :class:`~minidet.detect.pipeline.DetectionResult`
+and after the pre-processing steps), the current :class:`~minidet.detection.pipeline.DetectionResult`
 with the events removed by hand, the background analysis and its progress. The page in
 ``static/analysis/`` only draws what the JSON API of :func:`build_app` sends; a closed tab
 loses nothing, and reopening it shows the same state.
@@ -135,7 +135,7 @@ def detect_overrides(raw: Any) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ParameterError("settings must be an object")
-    from ..detect.pipeline import DetectSettings
+    from ..detection.pipeline import DetectSettings
 
     names = set(DetectSettings.field_names()) - {"model"}
     unknown = sorted(set(raw) - names)
@@ -215,7 +215,7 @@ _TQDM_LOCK = threading.Lock()
 def _prediction_progress(job: Job) -> Iterator[None]:
     """Route the prediction's progress bar (tqdm) to ``job`` while the block runs.
 
-    :func:`minidet.detect.predict.predict` reports its progress through ``tqdm.auto.tqdm``
+    :func:`minidet.detection.predict.predict` reports its progress through ``tqdm.auto.tqdm``
     and takes no callback, so the bar class is replaced by a silent subclass for the
     duration of one analysis (the app runs one at a time). If the prediction stops using
     tqdm, the page shows the stage without a fraction; nothing else changes.
@@ -587,7 +587,7 @@ class AnalysisSession:
 
     def _adopt(self, stored: Any, excluded: Iterable[int] | None) -> None:
         """Make a stored result (read from results.h5) the current one, on the current recording."""
-        from ..detect.pipeline import EVENT_COLUMNS, DetectionResult, DetectSettings
+        from ..detection.pipeline import EVENT_COLUMNS, DetectionResult, DetectSettings
 
         rec = self._require_recording()
         n_stored = stored.recording.get("n_samples")
@@ -725,7 +725,7 @@ class AnalysisSession:
     def analyze(self, model: Any = "gc", settings: Any = None, method: str = "miniml") -> dict[str, Any]:
         """Start ``detect`` on the current recording in a background thread."""
         from ..classic import METHODS
-        from ..detect.pipeline import DetectSettings
+        from ..detection.pipeline import DetectSettings
 
         if method != "miniml" and method not in METHODS:
             raise ParameterError(f"method must be 'miniml' or one of {', '.join(sorted(METHODS))}, got {method!r}")
@@ -752,7 +752,7 @@ class AnalysisSession:
 
     def _run(self, job: Job, rec: Recording, generation: int, model: str, overrides: dict[str, Any],
              method: str) -> None:
-        from ..detect.pipeline import detect
+        from ..detection.pipeline import detect
 
         try:
             with _prediction_progress(job):
@@ -858,7 +858,7 @@ class AnalysisSession:
 
     def event_detail(self, index: int) -> dict[str, Any]:
         """One event's raw and analysis-filtered trace with baseline, onset, peak and half decay."""
-        from ..detect.locate import analysis_filter, filter_range
+        from ..detection.locate import analysis_filter, filter_range
 
         with self._lock:
             result = self._require_result()

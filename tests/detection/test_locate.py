@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from minidet.detect.locate import (
+from minidet.detection.locate import (
     LocateSettings,
     Regions,
     analysis_filter,
@@ -206,7 +206,7 @@ def test_prediction_longer_than_recording_is_refused():
 def test_prominent_peaks_equal_scipy_find_peaks():
     from scipy import signal
 
-    from minidet.detect.locate import _prominent_peaks
+    from minidet.detection.locate import _prominent_peaks
 
     rng = np.random.default_rng(7)
     for t in range(150):

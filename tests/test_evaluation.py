@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from minidet.cli import main
 from minidet.errors import ParameterError
-from minidet.evaluate import Detections, MatchSettings, evaluate, match_events, read_detections, sweep
-from minidet.simulate import SimulationSettings, Truth, simulate, simulate_to_file, write_truth
+from minidet.evaluation import Detections, MatchSettings, evaluate, match_events, read_detections, sweep
+from minidet.simulation import SimulationSettings, Truth, simulate, simulate_to_file, write_truth
 
 FS = 20_000.0
 
@@ -108,7 +108,7 @@ def test_file_formats(tmp_path, simulated):
 
 def test_minidet_results_folder(tmp_path, simulated):
     from minidet import report
-    from minidet.detect.pipeline import detect
+    from minidet.detection.pipeline import detect
 
     rec, truth = simulated
     result = detect(rec, method="template", method_settings={"rise_tau_s": 0.3e-3, "decay_tau_s": 2e-3})

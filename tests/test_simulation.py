@@ -14,9 +14,9 @@ import minidet
 from minidet.cli import main
 from minidet.errors import OutputError, ParameterError
 from minidet.noise import NoiseSpectrum, noise_kernel, resolve_spectrum
-from minidet.simulate import SimulationSettings, read_truth, simulate, simulate_to_file, truth_path_for, write_truth
+from minidet.simulation import SimulationSettings, read_truth, simulate, simulate_to_file, truth_path_for, write_truth
 
-sim = importlib.import_module("minidet.simulate")  # the module (minidet.simulate is also the function)
+sim = importlib.import_module("minidet.simulation")  # the module (minidet.simulate is also the function)
 GC_DATASET = "/work/shared/data/miniml/gc_training_example.h5"
 
 

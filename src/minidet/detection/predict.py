@@ -34,7 +34,7 @@ What minidet does differently, for speed and bounded memory:
   ``coarse_step=refine_step`` drops step (2) (a plain 4-stride grid, 27-54 % of the
   windows, resting on the first fact only); ``mode="full"`` scores every window.
 - On the CPU, batches are scored on one thread per core, each running single-threaded
-  torch ops (:class:`~minidet.detect.scorer.WindowScorer`, an inference-only rewrite of
+  torch ops (:class:`~minidet.detection.scorer.WindowScorer`, an inference-only rewrite of
   the network); torch's own thread count is restored afterwards.
 - Windows are gathered batch by batch from the samples; with resampling the trace is
   resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from minidet.detect.predict import Prediction, PredictSettings, predict
-from minidet.detect.scorer import WindowScorer
+from minidet.detection.predict import Prediction, PredictSettings, predict
+from minidet.detection.scorer import WindowScorer
 from minidet.errors import NaNTraceError, ParameterError, UnknownModelError
 from minidet.examples import path as example_path
 from minidet.recording import Recording

@@ -2,7 +2,7 @@
 
 The parity tests run on miniML's own prediction trace of ``public30`` (so they need no
 network); ``test_end_to_end_with_bundled_gc_model`` runs the real bundled model and skips
-only while the model or :mod:`minidet.detect.predict` is missing.
+only while the model or :mod:`minidet.detection.predict` is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minidet.detect.pipeline import EVENT_COLUMNS, DetectionResult, DetectSettings, detect
+from minidet.detection.pipeline import EVENT_COLUMNS, DetectionResult, DetectSettings, detect
 from minidet.errors import ModelFileError, NaNTraceError, ParameterError, UnknownModelError
 from minidet.recording import Recording
 
@@ -111,7 +111,7 @@ def test_f1_against_simulated_truth(public30, result):
 def test_end_to_end_with_bundled_gc_model(public30):
     """The real network on the first 3 s of public30 against miniML's events there
     (settings from the bundled model's metadata: miniML's)."""
-    pytest.importorskip("minidet.detect.predict", reason="minidet.detect.predict is not there yet")
+    pytest.importorskip("minidet.detection.predict", reason="minidet.detection.predict is not there yet")
     from minidet.model import load_model
 
     try:
@@ -282,7 +282,7 @@ def test_unknown_setting_is_refused():
 
 
 def _fake_predict(monkeypatch, calls, prediction):
-    module = types.ModuleType("minidet.detect.predict")
+    module = types.ModuleType("minidet.detection.predict")
 
     def predict(recording, model, window_size=600, stride=None, event_direction="negative",
                 training_direction=None, resample=True, batch_size=512, device="auto", progress=False,
@@ -293,7 +293,7 @@ def _fake_predict(monkeypatch, calls, prediction):
         return prediction
 
     module.predict = predict
-    monkeypatch.setitem(sys.modules, "minidet.detect.predict", module)
+    monkeypatch.setitem(sys.modules, "minidet.detection.predict", module)
 
 
 def _oracle(n, events, window=600):

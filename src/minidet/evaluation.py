@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError, RecordingNotFoundError
-from .simulate import SimulationSettings, Truth, read_truth, simulate
+from .simulation import SimulationSettings, Truth, read_truth, simulate
 
 __all__ = [
     "MatchSettings",
@@ -329,7 +329,7 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
     Parameters
     ----------
     truth
-        A :class:`~minidet.simulate.Truth` or the path of a truth file.
+        A :class:`~minidet.simulation.Truth` or the path of a truth file.
     detections
         Anything :func:`as_detections` takes (a path, a ``DetectionResult``, an array of
         sample indices, ...).
@@ -446,7 +446,7 @@ def make_detector(method: str = "miniml", model: str = "gc", **settings: Any) ->
     """
     if method in ("miniml", "model"):
         def run_model(recording):
-            from .detect.pipeline import detect
+            from .detection.pipeline import detect
 
             return detect(recording, model, **settings)
 

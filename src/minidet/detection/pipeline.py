@@ -109,7 +109,7 @@ class DetectSettings:
     predict_mode
         ``"fast"``: the network scores coarse windows and refines around any that score
         above 0.002 (same events, a fraction of the work); ``"full"``: every window, as
-        miniML. See :mod:`minidet.detect.predict`.
+        miniML. See :mod:`minidet.detection.predict`.
     """
 
     model: str = "gc"
