@@ -582,7 +582,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     if show:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=first, unit="win", desc="predict", leave=False)
+        # In a log file (no terminal) every refresh is a new line: refresh rarely there.
+        bar = tqdm(total=first, unit="win", desc="predict", leave=False,
+                   mininterval=0.1 if sys.stderr.isatty() else 10.0)
 
     # On the CPU, batches run on one Python thread per core, each with one torch thread:
     # torch ops release the GIL, and single-threaded ops never wait at OpenMP barriers,
