@@ -676,36 +676,47 @@ def dataset_rebalance(path: str, ratio: str, out: str, split_by: str, event_spli
 @handle_errors
 def score(path: str, recordings: tuple[str, ...], host: str, port: int, no_browser: bool) -> None:
     """Score a dataset's snippets in the browser (0 no event, 1 event, 2 exclude)."""
-    import webbrowser
-
     from .web.scoring import ScoringSession, build_app
-    from .web.server import Server
-
-    import signal
-
-    from .errors import ParameterError
 
     session = ScoringSession(path, recordings=recordings)
-    app = build_app(session)
-    try:
-        server = Server(app, host=host, port=port).start()
-    except OSError as exc:
-        session.close()
-        raise ParameterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    signal.signal(signal.SIGTERM, lambda *_: app.shutdown_requested.set())  # `kill` saves and ends cleanly
     c = session.counts()
-    click.echo(f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored")
-    click.echo(f"open {server.url}  (Ctrl-C or 'save & quit' ends the session; every change is saved at once)")
-    sys.stdout.flush()
-    if not no_browser:
-        webbrowser.open(server.url)
+    _serve(build_app(session), session, host, port, no_browser,
+           opened=f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored",
+           how_to_end="Ctrl-C or 'save & quit' ends the session; every change is saved at once")
+    click.echo(f"saved {path}")
+
+
+def _serve(web: Any, session: Any, host: str, port: int, no_browser: bool, opened: str | None,
+           how_to_end: str) -> None:
+    """Serve a web app until Ctrl-C, SIGTERM or its own quit; close ``session`` in every case.
+
+    Prints the URL (tests and users read it from the line starting with ``open``) and opens
+    the browser unless told not to.
+    """
+    import signal
+    import webbrowser
+
+    from .errors import ParameterError
+    from .web.server import Server
+
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
+        try:
+            server = Server(web, host=host, port=port).start()
+        except OSError as exc:
+            raise ParameterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        signal.signal(signal.SIGTERM, lambda *_: web.shutdown_requested.set())  # `kill` saves and ends cleanly
+        if opened:
+            click.echo(opened)
+        click.echo(f"open {server.url}  ({how_to_end})")
+        sys.stdout.flush()
+        if not no_browser:
+            webbrowser.open(server.url)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
     finally:
         session.close()
-        click.echo(f"saved {path}")
 
 
 # ----------------------------------------------------------------------------- analysis app
@@ -732,13 +743,11 @@ def app(path: str | None, roots: tuple[str, ...], out_dir: str | None, state_dir
     --root folders and OUT; without PATH and --root, in the current folder and OUT. Unsaved
     work is kept on disk and offered back when the recording is opened again.
     """
-    import signal
-    import webbrowser
     from pathlib import Path
 
     from .errors import ParameterError
     from .web.analysis import AnalysisSession, build_app, roots_for
-    from .web.server import HTTPError, Server
+    from .web.server import HTTPError
 
     out = Path(out_dir) if out_dir else Path("minidet-results")
     folders = roots_for(path, roots) or [Path.cwd()]
@@ -749,23 +758,8 @@ def app(path: str | None, roots: tuple[str, ...], out_dir: str | None, state_dir
             session.open(path, {k: v for k, v in reader_kwargs(kwargs).items() if v is not None})
         except HTTPError as exc:
             raise ParameterError(exc.message) from None
-    try:
-        server = Server(web, host=host, port=port).start()
-    except OSError as exc:
-        raise ParameterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    signal.signal(signal.SIGTERM, lambda *_: web.shutdown_requested.set())
-    if path is not None:
-        click.echo(f"opened {path}")
-    click.echo(f"open {server.url}  (Ctrl-C ends the app; unsaved work is kept and offered back)")
-    sys.stdout.flush()
-    if not no_browser:
-        webbrowser.open(server.url)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        session.close()
+    _serve(web, session, host, port, no_browser, opened=f"opened {path}" if path is not None else None,
+           how_to_end="Ctrl-C ends the app; unsaved work is kept and offered back")
 
 
 # ----------------------------------------------------------------------------- ground truth
