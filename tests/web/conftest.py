@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 
 from train_synthetic import synthetic_recording, write_h5_recording  # noqa: E402
+from web_helpers import CliServer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -33,48 +30,12 @@ def extracted(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "ds.h5", ds)
 
 
-class ScoreServer:
-    """``minidet score PATH --no-browser`` in a subprocess; ``url`` once it listens."""
-
-    def __init__(self, dataset: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "minidet.cli", "score", str(dataset), "--no-browser", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(dataset.parent),
-        )
-        self.output: list[str] = []
-        self.url = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            self.output.append(line)
-            match = re.search(r"open (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.kill()
-        raise RuntimeError("the scoring server did not start:\n" + "".join(self.output))
-
-    def kill(self) -> None:
-        """SIGKILL: the server gets no chance to save anything (a crash)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def terminate(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=20)
-        return "".join(self.output) + (out or "")
-
-
 @pytest.fixture
 def score_server():
-    servers: list[ScoreServer] = []
+    servers: list[CliServer] = []
 
-    def start(dataset: Path, *extra: str) -> ScoreServer:
-        server = ScoreServer(dataset, *extra)
+    def start(dataset: Path, *extra: str) -> CliServer:
+        server = CliServer("score", dataset, *extra, cwd=dataset.parent)
         servers.append(server)
         return server
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,44 +18,9 @@ import pandas as pd
 
 from minidet import examples
 from minidet.report import read_results
+from web_helpers import CliServer, wait_for
 
 ARTIFACTS = Path(os.environ.get("MINIDET_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-
-
-class AppServer:
-    """``minidet app PATH --no-browser ...`` in a subprocess; ``url`` once it listens."""
-
-    def __init__(self, *args: str, cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "minidet.cli", "app", *args, "--no-browser"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(cwd))
-        self.output: list[str] = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            self.output.append(line)
-            match = re.search(r"open (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.kill()
-        raise RuntimeError("the analysis app did not start:\n" + "".join(self.output))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def open_page(driver, url: str) -> None:
@@ -88,7 +51,7 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     args = (str(examples.path()), "--out", str(tmp_path / "results"), "--state-dir", str(tmp_path / "state"))
-    servers = [AppServer(*args, cwd=tmp_path)]
+    servers = [CliServer("app", *args, cwd=tmp_path, timeout=90)]
     try:
         open_page(browser, servers[0].url)
         assert "public10.h5" in text(browser, "file") and text(browser, "recinfo").startswith("10 s")
@@ -155,7 +118,7 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
 
         # nor does a killed server: the next one offers the work back
         servers[0].kill()
-        servers.append(AppServer(*args, cwd=tmp_path))
+        servers.append(CliServer("app", *args, cwd=tmp_path, timeout=90))
         open_page(browser, servers[1].url)
         assert text(browser, "n-events") == "0"
         wait_for(lambda: browser.find_element("id", "offer").is_displayed(), what="the offer")

@@ -8,16 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from minidet.train.dataset import read_dataset
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from web_helpers import wait_for
 
 
 def open_page(driver, url: str) -> None:
