@@ -13,8 +13,13 @@ matplotlib and pynwb are imported only when figures or NWB files are asked for.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..errors import OutputError
 
 from .writers import (
     EVENTS_CSV,
@@ -86,26 +91,42 @@ def write_results(
     Writes events.csv, summary.csv and results.h5; with ``nwb`` also results.nwb (a copy of
     an NWB input plus the events, or a new file holding the trace); with ``plots`` the PNG
     figures and report.html. ``save_prediction`` adds the model's prediction trace to the HDF5
-    and NWB files. Call :func:`prepare_output_dir` first to refuse overwriting and to find an
+    and NWB files. A lazily read recording and a lazily computed prediction are read piece
+    by piece, never whole. The files appear together, only when all are complete: they are
+    written into a hidden folder inside ``out_dir`` and then moved into place. Call :func:`prepare_output_dir` first to refuse overwriting and to find an
     unwritable folder before the analysis.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {
-        EVENTS_CSV: write_events_csv(result, out / EVENTS_CSV),
-        SUMMARY_CSV: write_summary_csv(result, out / SUMMARY_CSV),
-        RESULTS_H5: write_hdf5(result, out / RESULTS_H5, save_prediction=save_prediction),
-    }
-    if nwb:
-        from .nwb import write_nwb
+    source = getattr(result.recording, "source", None)
+    if nwb and source and Path(source).resolve() == (out / NWB_FILE).resolve():
+        raise OutputError(f"the NWB output {out / NWB_FILE} would replace the input; choose another --out")
+    # Everything is written into a hidden staging folder first and moved into place only when
+    # every file is complete: a failure half-way (a recording that ends early, a full disk,
+    # Ctrl-C) leaves the folder as it was, never a mix of new and old or a partial set.
+    staging = Path(tempfile.mkdtemp(prefix=".minidet-writing-", dir=out))
+    try:
+        written: dict[str, Path] = {
+            EVENTS_CSV: write_events_csv(result, staging / EVENTS_CSV),
+            SUMMARY_CSV: write_summary_csv(result, staging / SUMMARY_CSV),
+            RESULTS_H5: write_hdf5(result, staging / RESULTS_H5, save_prediction=save_prediction),
+        }
+        if nwb:
+            from .nwb import write_nwb
 
-        written[NWB_FILE] = write_nwb(result, out / NWB_FILE, save_prediction=save_prediction)
-    if plots:
-        from .html import REPORT_HTML, write_html_report
-        from .plots import write_plots
+            written[NWB_FILE] = write_nwb(result, staging / NWB_FILE, save_prediction=save_prediction)
+        if plots:
+            from .html import REPORT_HTML, write_html_report
+            from .plots import write_plots
 
-        images = write_plots(result, out)
-        written.update(images)
-        written[REPORT_HTML] = write_html_report(result, out / REPORT_HTML, images=images,
-                                                 files=[n for n in written if not n.endswith(".png")])
-    return written
+            images = write_plots(result, staging)
+            written.update(images)
+            written[REPORT_HTML] = write_html_report(result, staging / REPORT_HTML, images=images,
+                                                     files=[n for n in written if not n.endswith(".png")])
+        final: dict[str, Path] = {}
+        for name, path in written.items():
+            os.replace(path, out / name)
+            final[name] = out / name
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -63,14 +63,60 @@ def si_conversion(unit: str) -> tuple[str | None, float]:
     return None, 1.0
 
 
-def _new_series(nwbfile: Any, recording: Any, name: str) -> Any:
+#: samples per HDF5 chunk of a streamed trace, and per piece read from it (a multiple)
+STREAM_CHUNK = 1 << 16
+STREAM_BUFFER = 1 << 20
+
+
+def _trace_data(trace: Any) -> Any:
+    """A 1-D trace as compressed float32 NWB data.
+
+    An in-memory array is handed over as it is; a :class:`~minidet.recording.LazyTrace` (an
+    hour-long recording, a prediction computed on demand) through an hdmf
+    ``GenericDataChunkIterator`` that reads it :data:`STREAM_BUFFER` samples at a time while
+    the file is written, so it never sits in memory whole.
+    """
     from hdmf.backends.hdf5.h5_utils import H5DataIO
+
+    from ..recording import LazyTrace
+
+    if isinstance(trace, LazyTrace) and len(trace) > 0:
+        return H5DataIO(_lazy_iterator(trace), compression="gzip", compression_opts=4, shuffle=True)
+    return H5DataIO(np.asarray(trace, dtype=np.float32), compression="gzip", compression_opts=4, shuffle=True)
+
+
+def _lazy_iterator(trace: Any) -> Any:
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    class LazyTraceIterator(GenericDataChunkIterator):
+        """Hands hdmf pieces of a LazyTrace as float32."""
+
+        def __init__(self, source: Any) -> None:
+            self.source = source
+            n = len(source)
+            chunk = min(n, STREAM_CHUNK)
+            buffer = min(-(-n // chunk) * chunk, max(chunk, STREAM_BUFFER // chunk * chunk))
+            super().__init__(chunk_shape=(chunk,), buffer_shape=(buffer,), display_progress=False)
+
+        def _get_data(self, selection: tuple[slice, ...]) -> np.ndarray:
+            sel = selection[0]
+            return self.source[sel.start or 0: sel.stop].astype(np.float32)
+
+        def _get_maxshape(self) -> tuple[int, ...]:
+            return (len(self.source),)
+
+        def _get_dtype(self) -> np.dtype:
+            return np.dtype(np.float32)
+
+    return LazyTraceIterator(trace)
+
+
+def _new_series(nwbfile: Any, recording: Any, name: str) -> Any:
     from pynwb.base import TimeSeries
     from pynwb.icephys import CurrentClampSeries, VoltageClampSeries
 
     base, factor = si_conversion(recording.unit)
-    data = H5DataIO(np.asarray(recording.samples, dtype=np.float32), compression="gzip", compression_opts=4,
-                    shuffle=True)
+    data = _trace_data(recording.samples)
     common = dict(name=name, data=data, rate=float(recording.sampling_rate), starting_time=0.0,
                   conversion=float(factor),
                   description=f"trace analysed by minidet: {recording_name(recording)}, channel "
@@ -171,13 +217,12 @@ def _add_events_table(nwbfile: Any, result: Any, series: Any, first_index: int) 
 
 
 def _add_prediction(nwbfile: Any, result: Any, series: Any, first_index: int) -> None:
-    from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb.base import TimeSeries
 
     if result.prediction is None:
         return
     start_time, rate, timestamps = _series_clock(series, first_index)
-    data = H5DataIO(np.asarray(result.prediction, dtype=np.float32), compression="gzip", shuffle=True)
+    data = _trace_data(result.prediction)
     module = nwbfile.processing[MODULE_NAME]
     name = "event_probability"
     k = 1

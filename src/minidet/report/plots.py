@@ -23,6 +23,7 @@ __all__ = [
     "PLOT_FILES",
     "inter_event_intervals_s",
     "minmax_decimate",
+    "values_at",
     "plot_events",
     "plot_histograms",
     "plot_trace",
@@ -50,26 +51,44 @@ def _ylabel(unit: str) -> str:
     return f"{quantity} ({u})"
 
 
-def minmax_decimate(y: np.ndarray, n_columns: int, rate: float, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def minmax_decimate(y: Any, n_columns: int, rate: float, start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Reduce ``y`` to its minimum and maximum in each of ``n_columns`` bins for plotting.
 
     Returns ``(time_s, values)`` with two points per bin (at the bin's centre), so a line
     through them draws the envelope the full trace would fill at that width. Traces shorter
-    than ``4 * n_columns`` samples are returned unchanged.
+    than ``4 * n_columns`` samples are returned unchanged. ``y`` may be a
+    :class:`~minidet.recording.LazyTrace`: it is then read piece by piece, never whole.
     """
-    y = np.asarray(y, dtype=np.float64)
-    n = y.size
+    from ..web.decimate import chunked_minmax
+
+    n = int(y.shape[0]) if hasattr(y, "shape") else len(y)
     if n <= 4 * n_columns:
-        return start_s + np.arange(n) / rate, y
+        return start_s + np.arange(n) / rate, np.asarray(y[:n] if hasattr(y, "shape") else y, dtype=np.float64)
     width = int(np.ceil(n / n_columns))
-    n_bins = int(np.ceil(n / width))
-    padded = np.empty(n_bins * width)
-    padded[:n] = y
-    padded[n:] = y[-1]
-    bins = padded.reshape(n_bins, width)
-    lo, hi = np.nanmin(bins, axis=1), np.nanmax(bins, axis=1)
-    centre = start_s + (np.arange(n_bins) * width + width / 2) / rate
+    lo, hi = chunked_minmax(y if hasattr(y, "shape") else np.asarray(y), width, ignore_nan=True)
+    centre = start_s + (np.arange(lo.size) * width + width / 2) / rate
     return np.repeat(centre, 2), np.column_stack([lo, hi]).reshape(-1)
+
+
+def values_at(samples: Any, positions: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """``samples[positions]`` for an array, or for a :class:`~minidet.recording.LazyTrace`
+    read only around the positions (one read per ``chunk`` samples that holds any; default
+    :data:`minidet.web.decimate.BUILD_CHUNK`)."""
+    from ..web import decimate
+
+    chunk = decimate.BUILD_CHUNK if chunk is None else int(chunk)
+    pos = np.asarray(positions, dtype=np.int64)
+    if isinstance(samples, np.ndarray) or pos.size == 0:
+        return np.asarray(samples[pos], dtype=np.float64) if pos.size else np.zeros(0)
+    out = np.empty(pos.size, dtype=np.float64)
+    order = np.argsort(pos, kind="stable")
+    sorted_pos = pos[order]
+    groups = sorted_pos // chunk
+    bounds = np.flatnonzero(np.diff(groups)) + 1
+    for idx in np.split(np.arange(sorted_pos.size), bounds):
+        lo, hi = int(sorted_pos[idx[0]]), int(sorted_pos[idx[-1]]) + 1
+        out[order[idx]] = np.asarray(samples[lo:hi], dtype=np.float64)[sorted_pos[idx] - lo]
+    return out
 
 
 def inter_event_intervals_s(result: Any) -> np.ndarray:
@@ -131,7 +150,7 @@ def plot_trace(result: Any, path: str | Path, *, width_in: float = 13.0, thresho
         peak = events["peak_sample"].to_numpy(np.float64) if "peak_sample" in events else np.full(len(events), np.nan)
         pos = np.where(np.isfinite(peak), peak, events["sample"].to_numpy(np.float64)).astype(np.int64)
         pos = np.clip(pos, 0, rec.n_samples - 1)
-        tx, vy = pos / rec.sampling_rate, rec.samples[pos]
+        tx, vy = pos / rec.sampling_rate, values_at(rec.samples, pos)
         if (~excluded).any():
             ax.plot(tx[~excluded], vy[~excluded], "o", ms=4, mfc="none", mec=EVENT_COLOR, mew=1.2,
                     label=f"event ({int((~excluded).sum())})")
@@ -145,7 +164,9 @@ def plot_trace(result: Any, path: str | Path, *, width_in: float = 13.0, thresho
     ax.grid(alpha=0.25, lw=0.5)
 
     if axp is not None:
-        pred = np.asarray(result.prediction, dtype=np.float64)
+        pred = result.prediction
+        if not hasattr(pred, "shape"):
+            pred = np.asarray(pred, dtype=np.float64)
         tp, yp = minmax_decimate(pred, n_columns, rec.sampling_rate)
         axp.plot(tp, yp, color=PRED_COLOR, lw=0.7)
         if threshold is None:

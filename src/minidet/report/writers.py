@@ -475,7 +475,7 @@ def write_hdf5(result: Any, path: str | os.PathLike[str], *, save_prediction: bo
             h5.create_dataset("average_event", data=np.asarray(avg, dtype=np.float64)).attrs["unit"] = rec.unit
             h5.create_dataset("average_event_time_s", data=np.asarray(avg_t, dtype=np.float64)).attrs["unit"] = "s"
             if save_prediction and result.prediction is not None:
-                pds = h5.create_dataset("prediction", data=np.asarray(result.prediction, dtype=np.float32), **gz)
+                pds = _write_trace(h5, "prediction", result.prediction)
                 pds.attrs["sampling_rate_hz"] = rec.sampling_rate
                 pds.attrs["description"] = "event probability on the recording's sample grid"
             _set_attrs(h5.create_group("settings"), _settings_dict(result))
@@ -485,12 +485,62 @@ def write_hdf5(result: Any, path: str | os.PathLike[str], *, save_prediction: bo
     return Path(path)
 
 
+#: samples of a trace (the prediction) written or read at once (4 MB of float32)
+TRACE_CHUNK = 1 << 20
+#: a stored prediction up to this many samples is read into memory by default (128 MB as
+#: float64, 45 min at 50 kHz would not be); longer ones are read on demand
+PREDICTION_IN_MEMORY = 1 << 24
+
+
+def _write_trace(h5: Any, name: str, trace: Any) -> Any:
+    """Write a 1-D trace (array, :class:`~minidet.recording.LazyTrace` or anything with
+    ``__array__``) as a chunked, compressed float32 dataset, piece by piece: an hour-long
+    lazily computed prediction never sits in memory whole."""
+    from ..recording import LazyTrace, iter_chunks
+
+    if not isinstance(trace, (np.ndarray, LazyTrace)):
+        trace = np.asarray(trace)
+    n = int(trace.shape[0])
+    if n == 0:
+        return h5.create_dataset(name, data=np.zeros(0, dtype=np.float32))
+    ds = h5.create_dataset(name, shape=(n,), dtype=np.float32, chunks=(min(n, 1 << 16),),
+                           compression="gzip", compression_opts=4, shuffle=True)
+    for start, stop, piece in iter_chunks(trace, TRACE_CHUNK):
+        ds[start:stop] = piece.astype(np.float32)
+    return ds
+
+
+def _stored_trace(path: Path, name: str, n: int) -> Any:
+    """A :class:`~minidet.recording.LazyTrace` over dataset ``name`` of the HDF5 file at
+    ``path``. The file stays open (read-only) while the trace lives, so replacing or removing
+    the file later (saving over a result, clearing a recovery copy) does not cut it off."""
+    import threading
+
+    import h5py
+
+    from ..recording import LazyTrace
+
+    handle = h5py.File(path, "r")
+    dataset = handle[name]
+    lock = threading.Lock()
+
+    def read(start: int, stop: int) -> np.ndarray:
+        with lock:
+            return dataset[start:stop]
+
+    trace = LazyTrace(n, read, description=f"{name} in {path}")
+    trace._file = handle  # keeps the file open as long as the trace
+    return trace
+
+
 @dataclass(frozen=True)
 class StoredResults:
     """Results loaded back from ``results.h5`` by :func:`read_results`.
 
     ``events`` holds every detected event (index: event number; ``excluded`` marks the ones
     removed by hand); :attr:`kept_events` the rest. ``waveforms`` has one row per event.
+    ``prediction`` is ``None`` (not stored), a float64 array, or for a long one a
+    :class:`~minidet.recording.LazyTrace` reading the file on demand (see :func:`read_results`).
     """
 
     path: Path
@@ -503,7 +553,7 @@ class StoredResults:
     waveforms: np.ndarray
     average_time_s: np.ndarray
     average_event: np.ndarray
-    prediction: np.ndarray | None = None
+    prediction: Any = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -533,10 +583,15 @@ def _read_json_attr(h5: Any, group: str) -> dict[str, Any]:
     return json.loads(raw if isinstance(raw, str) else raw.decode())
 
 
-def read_results(path: str | os.PathLike[str]) -> StoredResults:
+def read_results(path: str | os.PathLike[str], *, load_prediction: bool | None = None) -> StoredResults:
     """Load a result written by ``minidet detect`` (a results folder or its ``results.h5``).
 
-    Raises :class:`OutputError` when the file is missing or not a minidet result.
+    A stored prediction is read into memory when ``load_prediction`` is true, or when it is
+    ``None`` (the default) and the prediction has at most :data:`PREDICTION_IN_MEMORY`
+    samples; otherwise :attr:`StoredResults.prediction` is a
+    :class:`~minidet.recording.LazyTrace` that reads the file piece by piece on demand (an
+    hour at 50 kHz is 1.4 GB as float64). Raises :class:`OutputError` when the file is
+    missing or not a minidet result.
     """
     import h5py
 
@@ -565,7 +620,13 @@ def read_results(path: str | os.PathLike[str]) -> StoredResults:
         if index is not None and len(index) == len(events):
             events.index = pd.Index(index)
         events = _typed_events(events)
-        prediction = h5["prediction"][()].astype(np.float64) if "prediction" in h5 else None
+        prediction = None
+        if "prediction" in h5:
+            n_pred = int(h5["prediction"].shape[0])
+            if load_prediction or (load_prediction is None and n_pred <= PREDICTION_IN_MEMORY):
+                prediction = h5["prediction"][()].astype(np.float64)
+            else:
+                prediction = _stored_trace(p, "prediction", n_pred)
         return StoredResults(
             path=p,
             events=events,

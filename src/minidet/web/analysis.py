@@ -616,6 +616,8 @@ class AnalysisSession:
         self.result = result
         self.result_id += 1
         self.prediction_envelope = Envelope(result.prediction) if result.prediction is not None else None
+        if self.prediction_envelope is not None:
+            self.prediction_envelope.levels()  # one pass now, so that panning never waits for it
         self.history = []
         self.unsaved = 0
         self.snapshot_current = False  # the recovery folder does not hold this result yet

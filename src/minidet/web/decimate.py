@@ -10,6 +10,11 @@ Below about two samples per pixel the samples themselves are returned.
 
 Bins are aligned to multiples of their width from sample 0, so the columns do not shimmer
 while the view pans.
+
+The trace may be a :class:`~minidet.recording.LazyTrace` (an hour-long recording read on
+demand): the pyramid is then built in one pass over pieces of :data:`BUILD_CHUNK` samples
+(:func:`chunked_minmax`), never holding the trace, and a request reads only the pyramid level
+it needs, or at most about ``2 x pixels`` samples from the file when zoomed in that far.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Envelope", "EnvelopeSlice", "minmax_bins"]
+__all__ = ["BUILD_CHUNK", "Envelope", "EnvelopeSlice", "chunked_minmax", "minmax_bins"]
+
+#: samples read at once while a lazily read trace is reduced (8 MB of float64)
+BUILD_CHUNK = 1 << 20
 
 FULL_RESOLUTION_BELOW = 2.0  #: samples per pixel below which the samples are sent as they are
 MIN_VALUES_PER_BIN = 8  #: a level is read only with at least this many of its values per column
@@ -43,6 +52,44 @@ def minmax_bins(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
     return _reduce(x, width, np.min), _reduce(x, width, np.max)
+
+
+def _as_trace(samples: Any) -> Any:
+    """``samples`` as something with ``shape`` and slicing: arrays and lazy traces as they
+    are, anything else through ``np.asarray``."""
+    from ..recording import LazyTrace
+
+    if isinstance(samples, (np.ndarray, LazyTrace)):
+        return samples
+    return np.asarray(samples)
+
+
+def chunked_minmax(samples: Any, width: int, chunk: int | None = None,
+                   ignore_nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`minmax_bins` of an array or :class:`~minidet.recording.LazyTrace`, read in pieces.
+
+    Each piece is a whole number of bins of ``width`` samples (about ``chunk`` samples), so no
+    bin straddles two pieces and the answer equals ``minmax_bins(np.asarray(samples), width)``
+    (``chunk`` defaults to :data:`BUILD_CHUNK`);
+    memory holds one piece and the result only. With ``ignore_nan`` a bin's NaN samples are
+    skipped (the bin is NaN only when all its samples are).
+    """
+    chunk = BUILD_CHUNK if chunk is None else int(chunk)
+    fmin, fmax = (np.fmin.reduce, np.fmax.reduce) if ignore_nan else (np.min, np.max)
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    samples = _as_trace(samples)
+    n = int(samples.shape[0])
+    n_bins = -(-n // width)
+    lo = np.empty(n_bins, dtype=np.float64)
+    hi = np.empty(n_bins, dtype=np.float64)
+    step = width * max(1, chunk // width)
+    for start in range(0, n, step):
+        piece = np.asarray(samples[start: min(n, start + step)], dtype=np.float64)
+        a = start // width
+        plo, phi = _reduce(piece, width, fmin), _reduce(piece, width, fmax)
+        lo[a: a + plo.size], hi[a: a + phi.size] = plo, phi
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -70,13 +117,14 @@ class Envelope:
     Parameters
     ----------
     samples
-        The 1-D trace (kept by reference, not copied).
+        The 1-D trace (kept by reference, not copied): an array or a
+        :class:`~minidet.recording.LazyTrace`, which is never read whole.
     factor
         Each pyramid level bins ``factor`` values of the level below (>= 2).
     """
 
-    def __init__(self, samples: np.ndarray, factor: int = 32) -> None:
-        self.samples = np.asarray(samples)
+    def __init__(self, samples: Any, factor: int = 32) -> None:
+        self.samples = _as_trace(samples)
         if self.samples.ndim != 1:
             raise ValueError(f"samples must be 1-D, got shape {self.samples.shape}")
         if factor < 2:
@@ -87,14 +135,14 @@ class Envelope:
 
     @property
     def n(self) -> int:
-        return int(self.samples.size)
+        return int(self.samples.shape[0])
 
     def levels(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """``[(bin width in samples, minima, maxima), ...]``, coarsest last (built on first use)."""
         with self._lock:
             if self._levels is None:
                 width = self.factor
-                lo, hi = minmax_bins(self.samples, width)
+                lo, hi = chunked_minmax(self.samples, width)
                 levels = [(width, lo, hi)]
                 while lo.size > 2 * self.factor:
                     width *= self.factor
@@ -134,7 +182,11 @@ class Envelope:
         width = k * source_width
         first = start // width  # aligned bins covering [start, stop)
         last = (stop - 1) // width + 1
-        a, b = first * k, min(last * k, lo.size)
-        out_lo = _reduce(lo[a:b], k, np.min)
-        out_hi = out_lo if k == 1 and hi is lo else _reduce(hi[a:b], k, np.max)
+        a, b = first * k, min(last * k, lo.shape[0])
+        if hi is lo:  # the samples themselves: read them once
+            seg = np.asarray(lo[a:b], dtype=np.float64)
+            out_lo = _reduce(seg, k, np.min)
+            out_hi = out_lo if k == 1 else _reduce(seg, k, np.max)
+        else:
+            out_lo, out_hi = _reduce(lo[a:b], k, np.min), _reduce(hi[a:b], k, np.max)
         return EnvelopeSlice(first * width, width, out_lo, out_hi)
