@@ -3,6 +3,7 @@ import pytest
 
 import minidet
 from minidet.errors import ChannelError, CorruptFileError, SweepError
+from minidet.io.base import TruncatedFileWarning
 
 
 def test_gap_free_abf2_one_channel(abf_dir):
@@ -63,8 +64,14 @@ def test_truncated_abf(abf_dir, tmp_path):
     data = (abf_dir / "File_axon_1.abf").read_bytes()
     bad = tmp_path / "cut.abf"
     bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptFileError, match="truncated"):
-        minidet.load(bad)
+    with pytest.warns(TruncatedFileWarning, match=r"ends at sample \d+ \(t = [\d.]+ s\)") as caught:
+        part = minidet.load(bad)
+    full = minidet.load(abf_dir / "File_axon_1.abf")
+    n = int(str(caught[0].message).split("ends at sample ")[1].split()[0])
+    assert part.n_samples == n and 0 < n < full.n_samples
+    np.testing.assert_array_equal(part.samples, full.samples[:n])
+    with pytest.raises(CorruptFileError, match="truncated"):  # `info` calls it damaged
+        minidet.describe(bad)
     header_only = tmp_path / "header.abf"
     header_only.write_bytes(data[:100])
     with pytest.raises(CorruptFileError):

@@ -9,24 +9,104 @@ concatenates, so every format behaves the same way for the same options.
 from __future__ import annotations
 
 import math
+import os
 import re
+import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import ChannelError, EmptyTraceError, ParameterError, SweepError
-from ..recording import Recording
+from ..errors import ChannelError, CorruptFileError, EmptyTraceError, ParameterError, SweepError
+from ..recording import LazyTrace, Recording
 
 __all__ = [
     "ChannelInfo",
     "FileInfo",
+    "LAZY_THRESHOLD",
+    "RangeFile",
     "ReadOptions",
     "SweepSource",
+    "TruncatedFileWarning",
     "build_recording",
     "parse_sweeps",
     "pick_channel",
+    "warn_truncated",
 ]
+
+#: with ``ReadOptions.lazy=None``, traces longer than this (samples) are read on demand
+#: (2**25 samples: 11 min at 50 kHz, 256 MiB as float64); shorter ones are read into memory.
+LAZY_THRESHOLD = 1 << 25
+
+
+class TruncatedFileWarning(UserWarning):
+    """The file ends before its header says it should; only the part before that is read."""
+
+
+def warn_truncated(path: str, what: str, n_readable: int, n_expected: int, rate: float | None) -> None:
+    """Warn that ``path`` ends early, naming the sample (and time) where its samples end."""
+    when = f" (t = {n_readable / rate:.4f} s)" if rate else ""
+    warnings.warn(
+        f"{path} is truncated: {what} ends at sample {n_readable}{when} of the {n_expected} its header "
+        f"announces; reading the {n_readable} samples before that",
+        TruncatedFileWarning,
+        stacklevel=4,
+    )
+
+
+class RangeFile:
+    """Reads byte ranges of a file on demand (``os.pread``: no shared file position, so it is
+    safe across threads and forked processes, and nothing stays mapped into memory)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._pid = os.getpid()
+        return self._fd
+
+    def read(self, offset: int, dtype: Any, count: int) -> np.ndarray:
+        """``count`` items of ``dtype`` starting at byte ``offset`` (read-only array)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(count) * dtype.itemsize
+        parts: list[bytes] = []
+        done = 0
+        with self._lock:
+            fd = self._descriptor()
+            while done < nbytes:
+                if hasattr(os, "pread"):
+                    chunk = os.pread(fd, nbytes - done, offset + done)
+                else:  # pragma: no cover - platforms without pread
+                    os.lseek(fd, offset + done, os.SEEK_SET)
+                    chunk = os.read(fd, nbytes - done)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                done += len(chunk)
+        if done < nbytes:
+            raise CorruptFileError(
+                f"{self.path} ended while reading: {done} of {nbytes} bytes at byte {offset} "
+                "(was the file cut or changed after it was opened?)"
+            )
+        buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        return np.frombuffer(buf, dtype=dtype, count=count)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:  # pragma: no cover
+                pass
+        self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -49,6 +129,11 @@ class ReadOptions:
         Factor the samples are multiplied by; needs ``unit`` to name the result.
     unit
         Unit of the samples (after ``scale``).
+    lazy
+        Read the samples on demand (a :class:`~minidet.recording.LazyTrace`) instead of into
+        memory: ``True`` forces it where the format allows (ABF, HDF5, .npy), ``False`` reads
+        everything into memory, ``None`` (default) is lazy only for traces longer than
+        :data:`LAZY_THRESHOLD` samples. The samples are the same either way.
     """
 
     channel: str | int | None = None
@@ -58,8 +143,11 @@ class ReadOptions:
     sampling_rate: float | None = None
     scale: float | None = None
     unit: str | None = None
+    lazy: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.lazy is not None and not isinstance(self.lazy, (bool, np.bool_)):
+            raise ParameterError(f"lazy must be True, False or None, got {self.lazy!r}")
         if self.skip_start_s is None:
             object.__setattr__(self, "skip_start_s", 0.0)
         if not math.isfinite(float(self.skip_start_s)) or self.skip_start_s < 0:
@@ -82,7 +170,14 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class SweepSource:
-    """One channel of one file, as a reader hands it over."""
+    """One channel of one file, as a reader hands it over.
+
+    ``read_sweep(i)`` returns sweep ``i`` whole. Readers that can read part of a sweep also
+    give ``sweep_length(i)`` (samples in sweep ``i``) and ``read_range(i, a, b)`` (samples
+    ``[a, b)`` of sweep ``i``, the same values ``read_sweep(i)[a:b]`` holds); then the
+    recording can be read on demand (:attr:`ReadOptions.lazy`). ``close()``, where given,
+    releases the file once everything was read into memory.
+    """
 
     n_sweeps: int
     read_sweep: Callable[[int], np.ndarray]
@@ -91,6 +186,13 @@ class SweepSource:
     channel: str
     file_format: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    sweep_length: Callable[[int], int] | None = None
+    read_range: Callable[[int, int, int], np.ndarray] | None = None
+    close: Callable[[], None] | None = None
+
+    @property
+    def can_read_ranges(self) -> bool:
+        return self.sweep_length is not None and self.read_range is not None
 
 
 @dataclass(frozen=True)
@@ -227,25 +329,17 @@ def build_recording(source: SweepSource, options: ReadOptions, path: str) -> Rec
 
     sweeps = parse_sweeps(options.sweeps, source.n_sweeps)
     skip = int(round(options.skip_start_s * rate))
-    pieces: list[np.ndarray] = []
-    starts: list[int] = []
-    total = 0
-    for i in sweeps:
-        data = np.asarray(source.read_sweep(i), dtype=np.float64).reshape(-1)
-        if skip >= data.size:
-            raise EmptyTraceError(
-                f"--skip-start {options.skip_start_s:g} s removes all of sweep {i} "
-                f"({data.size / rate:.4g} s long) in {path}"
-            )
-        data = data[skip:]
-        starts.append(total)
-        total += data.size
-        pieces.append(data)
-    samples = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    if samples.size == 0:
-        raise EmptyTraceError(f"the trace in {path} holds no samples")
+    lazy = _want_lazy(source, options, sweeps, skip)
+    if lazy:
+        samples, starts = _lazy_samples(source, sweeps, skip, options, rate, path)
+    else:
+        try:
+            samples, starts = _eager_samples(source, sweeps, skip, options, rate, path)
+        finally:
+            if source.close is not None:
+                source.close()
     unit = source.unit
-    if options.scale is not None:
+    if options.scale is not None and not lazy:
         samples = samples * float(options.scale)
     if options.unit is not None:
         unit = options.unit
@@ -268,3 +362,72 @@ def build_recording(source: SweepSource, options: ReadOptions, path: str) -> Rec
         metadata=metadata,
     )
     return recording.check_finite()
+
+
+def _skip_error(options: ReadOptions, sweep: int, length: int, rate: float, path: str) -> EmptyTraceError:
+    return EmptyTraceError(
+        f"--skip-start {options.skip_start_s:g} s removes all of sweep {sweep} "
+        f"({length / rate:.4g} s long) in {path}"
+    )
+
+
+def _want_lazy(source: SweepSource, options: ReadOptions, sweeps: list[int], skip: int) -> bool:
+    if options.lazy is False or not source.can_read_ranges:
+        return False
+    if options.lazy:
+        return True
+    assert source.sweep_length is not None
+    total = sum(max(0, int(source.sweep_length(i)) - skip) for i in sweeps)
+    return total > LAZY_THRESHOLD
+
+
+def _eager_samples(source: SweepSource, sweeps: list[int], skip: int, options: ReadOptions, rate: float,
+                   path: str) -> tuple[np.ndarray, list[int]]:
+    pieces: list[np.ndarray] = []
+    starts: list[int] = []
+    total = 0
+    for i in sweeps:
+        data = np.asarray(source.read_sweep(i), dtype=np.float64).reshape(-1)
+        if skip >= data.size:
+            raise _skip_error(options, i, data.size, rate, path)
+        data = data[skip:]
+        starts.append(total)
+        total += data.size
+        pieces.append(data)
+    samples = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    if samples.size == 0:
+        raise EmptyTraceError(f"the trace in {path} holds no samples")
+    return samples, starts
+
+
+def _lazy_samples(source: SweepSource, sweeps: list[int], skip: int, options: ReadOptions, rate: float,
+                  path: str) -> tuple[LazyTrace, list[int]]:
+    """The selected sweeps (each without its first ``skip`` samples), scaled, concatenated and
+    read on demand: the same float64 values :func:`_eager_samples` and the scaling give."""
+    assert source.sweep_length is not None and source.read_range is not None
+    lengths = []
+    for i in sweeps:
+        n = int(source.sweep_length(i))
+        if skip >= n:
+            raise _skip_error(options, i, n, rate, path)
+        lengths.append(n - skip)
+    bounds = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    read_range = source.read_range
+    scale = None if options.scale is None else float(options.scale)
+    picked = list(sweeps)
+
+    def read(start: int, stop: int) -> np.ndarray:
+        out = np.empty(stop - start, dtype=np.float64)
+        k = int(np.searchsorted(bounds, start, side="right")) - 1
+        pos = start
+        while pos < stop:
+            first, end = int(bounds[k]), min(int(bounds[k + 1]), stop)
+            out[pos - start:end - start] = read_range(picked[k], skip + pos - first, skip + end - first)
+            pos = end
+            k += 1
+        if scale is not None:
+            out *= scale
+        return out
+
+    what = f"{source.file_format} {os.path.basename(path)} [{source.channel}]"
+    return LazyTrace(int(bounds[-1]), read, description=what), bounds[:-1].tolist()

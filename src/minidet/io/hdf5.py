@@ -2,17 +2,27 @@
 
 The sampling interval is taken from an attribute of the dataset, its group or the file root:
 ``sampling`` (s, miniML's convention), ``dt`` (s) or ``sampling_rate`` (Hz). The unit from an
-attribute ``unit`` or ``units``. A 2-D dataset is read as sweeps x samples.
+attribute ``unit`` or ``units``. A 2-D dataset is read as sweeps x samples. Integer samples
+(int16 as an amplifier's ADC gives them, say) are scaled with the dataset's CF-convention
+attributes ``scale_factor`` and ``add_offset`` when it has them:
+``value = raw * scale_factor + add_offset`` in float64.
+
+Samples can be read on demand (h5py slices per range, see ``ReadOptions.lazy``). A file cut
+short fails to open (HDF5 checks its size against the end its superblock records); a chunked
+dataset whose later chunks were never written (the writer crashed) gives the samples before
+the first missing chunk, with a warning.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 
 import numpy as np
 
 from ..errors import ChannelError, CorruptFileError
-from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource
+from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource, warn_truncated
 
 EXTENSIONS = (".h5", ".hdf5", ".hdf", ".he5")
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -29,6 +39,11 @@ def _open(path: str):
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        if "truncated file" in str(exc):
+            raise CorruptFileError(
+                f"{path} is truncated (the file has {os.path.getsize(path)} bytes, fewer than its HDF5 "
+                f"superblock records) and cannot be read: {exc}"
+            ) from None
         raise CorruptFileError(f"{path} is not a readable HDF5 file (truncated or damaged?): {exc}") from None
 
 
@@ -145,6 +160,105 @@ def describe(path: str, options: ReadOptions) -> FileInfo:
     )
 
 
+def _scaling(dataset, path: str) -> tuple[float | None, float | None]:
+    """CF ``scale_factor`` / ``add_offset`` of the dataset (None where absent)."""
+    out = []
+    for key in ("scale_factor", "add_offset"):
+        if key not in dataset.attrs:
+            out.append(None)
+            continue
+        try:
+            value = float(np.asarray(dataset.attrs[key]).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            value = float("nan")
+        if not math.isfinite(value) or (key == "scale_factor" and value == 0):
+            raise CorruptFileError(f"attribute {key!r} of {dataset.name} in {path} is not a usable number "
+                                   f"({dataset.attrs[key]!r})")
+        out.append(value)
+    return out[0], out[1]
+
+
+def _written_extent(dataset, path: str) -> int:
+    """How many leading sweeps (2-D) or samples (1-D) of ``dataset`` were written: a chunked
+    dataset whose writer stopped early lacks its later chunks (they would read as zeros)."""
+    import h5py
+
+    full = int(dataset.shape[0])
+    dsid = dataset.id
+    layout = dsid.get_create_plist().get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        return full if dsid.get_storage_size() > 0 or dataset.size == 0 else 0
+    if layout != h5py.h5d.CHUNKED:
+        return full
+    chunks = dataset.chunks
+    grid = [-(-n // c) for n, c in zip(dataset.shape, chunks)]
+    expected = int(np.prod(grid))
+    n_stored = dsid.get_num_chunks()
+    if n_stored >= expected:
+        return full
+    stored: set[tuple[int, ...]] = set()
+    if hasattr(dsid, "chunk_iter"):
+        dsid.chunk_iter(lambda info: stored.add(tuple(int(x) for x in info.chunk_offset)))
+    else:  # pragma: no cover - old HDF5
+        for i in range(n_stored):
+            stored.add(tuple(int(x) for x in dsid.get_chunk_info(i).chunk_offset))
+    # the first missing chunk, in the order a writer going from start to end fills them
+    for flat in range(expected):
+        index = np.unravel_index(flat, grid)
+        offset = tuple(int(i) * int(c) for i, c in zip(index, chunks))
+        if offset not in stored:
+            return offset[0]
+    return full  # pragma: no cover - counted fewer but found all
+
+
+class _Dataset:
+    """An HDF5 dataset read piece by piece; the file is opened on first use (again in a
+    forked process) and closed by :meth:`close` or when this object goes away."""
+
+    def __init__(self, path: str, name: str, scale_factor: float | None, add_offset: float | None) -> None:
+        self.path = path
+        self.name = name
+        self.scale_factor = scale_factor
+        self.add_offset = add_offset
+        self._file = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _dataset(self):
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file[self.name]
+
+    def read(self, key) -> np.ndarray:
+        with self._lock:
+            try:
+                raw = self._dataset()[key]
+            except OSError as exc:
+                raise CorruptFileError(f"{self.path}: dataset {self.name!r} cannot be read (damaged?): {exc}") from None
+        if self.scale_factor is None and self.add_offset is None:
+            return raw
+        out = raw.astype(np.float64)
+        if self.scale_factor is not None:
+            out *= self.scale_factor
+        if self.add_offset is not None:
+            out += self.add_offset
+        return out
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            try:
+                self._file.close()
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+        self._file = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
 def open_source(path: str, options: ReadOptions) -> SweepSource:
     h5 = _open(path)
     try:
@@ -153,20 +267,42 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
         if dataset.ndim not in (1, 2) or dataset.dtype.kind not in "fiu":
             raise ChannelError(f"dataset {name!r} in {path} is not a numeric 1-D or 2-D trace")
         rate, unit, origin = _rate_and_unit(h5, dataset)
-        try:
-            data = dataset[()]
-        except OSError as exc:
-            raise CorruptFileError(f"{path}: dataset {name!r} cannot be read (damaged?): {exc}") from None
+        scale_factor, add_offset = _scaling(dataset, path)
+        shape = tuple(int(n) for n in dataset.shape)
+        written = _written_extent(dataset, path)
     finally:
         h5.close()
-    if data.ndim == 1:
-        data = data[np.newaxis, :]
+    if written == 0:
+        raise CorruptFileError(f"{path}: no samples of dataset {name!r} were ever written")
+    if written < shape[0]:
+        if len(shape) == 1:
+            warn_truncated(path, f"dataset {name!r}", written, shape[0], rate)
+        else:
+            warn_truncated(path, f"dataset {name!r} (sweeps x samples)", written * shape[1],
+                           shape[0] * shape[1], rate)
+    reader = _Dataset(path, name, scale_factor, add_offset)
+    one_d = len(shape) == 1
+    n_sweeps = 1 if one_d else written
+    length = written if one_d else shape[1]
+
+    def read_sweep(i: int) -> np.ndarray:
+        return reader.read(slice(0, length)) if one_d else reader.read((i, slice(0, length)))
+
+    def read_range(i: int, a: int, b: int) -> np.ndarray:
+        return reader.read(slice(a, b)) if one_d else reader.read((i, slice(a, b)))
+
+    metadata = {"dataset": name, "sampling_rate_from": origin}
+    if scale_factor is not None or add_offset is not None:
+        metadata.update({"scale_factor": scale_factor, "add_offset": add_offset})
     return SweepSource(
-        n_sweeps=int(data.shape[0]),
-        read_sweep=lambda i: data[i],
+        n_sweeps=n_sweeps,
+        read_sweep=read_sweep,
         sampling_rate=rate,
         unit=unit,
         channel=name,
         file_format="hdf5",
-        metadata={"dataset": name, "sampling_rate_from": origin},
+        metadata=metadata,
+        sweep_length=lambda i: length,
+        read_range=read_range,
+        close=reader.close,
     )

@@ -7,10 +7,13 @@ other 2-D array as sweeps x samples. Arrays are never unpickled.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import numpy as np
 
 from ..errors import CorruptFileError, EmptyTraceError
-from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource
+from .base import ChannelInfo, FileInfo, RangeFile, ReadOptions, SweepSource, warn_truncated
 
 NPY_EXTENSIONS = (".npy",)
 TEXT_EXTENSIONS = (".csv", ".txt", ".tsv", ".asc")
@@ -84,8 +87,75 @@ def _source_from_array(values: np.ndarray, names: list[str] | None, path: str, f
     )
 
 
+def _npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+    """``(shape, fortran_order, dtype, data offset)`` of a .npy file; None if it has none
+    numpy's public functions read (then ``np.load`` reports what is wrong)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:
+                return None
+            return tuple(int(n) for n in shape), bool(fortran), np.dtype(dtype), fh.tell()
+    except (ValueError, OSError, EOFError, TypeError):
+        return None
+
+
 def open_npy(path: str, options: ReadOptions) -> SweepSource:
-    return _source_from_array(_load_npy(path), None, path, "npy")
+    """A .npy array, memory-mapped; ranges are read from the file without mapping it (so a
+    long trace read on demand never stays resident). A file shorter than its header says gives
+    the complete samples (rows) before the cut, with a warning."""
+    header = _npy_header(path)
+    if header is None or header[2].hasobject or header[2].kind not in "fiu" or len(header[0]) not in (1, 2):
+        return _source_from_array(_load_npy(path), None, path, "npy")
+    shape, fortran, dtype, offset = header
+    row = 1 if len(shape) == 1 else shape[1]
+    expected = int(np.prod(shape))
+    available = max(0, (os.path.getsize(path) - offset) // dtype.itemsize)
+    if available < expected:
+        if fortran and len(shape) == 2 and shape[1] > 1:
+            raise CorruptFileError(f"{path} is truncated: it holds {available} of the {expected} values its "
+                                   "header announces (a column-major array cut off cannot be read in part)")
+        rows = available // row if row else 0
+        if rows == 0:
+            raise CorruptFileError(f"{path} is truncated: it holds {available} of the {expected} values its "
+                                   "header announces, not one complete sample")
+        if len(shape) == 2 and shape[1] > 2:  # sweeps x samples: whole sweeps are kept
+            n_samples, n_expected = rows * row, expected
+        else:  # samples, or (time, value) rows
+            n_samples, n_expected = rows, shape[0]
+        warn_truncated(path, "its data", n_samples, n_expected, options.sampling_rate)
+        shape = (rows,) + tuple(shape[1:])
+    if 0 in shape:
+        return _source_from_array(_load_npy(path), None, path, "npy")
+    values = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                       order="F" if fortran else "C")
+    source = _source_from_array(values, None, path, "npy")
+    if fortran and len(shape) == 2 and shape[1] > 1:
+        return source  # column-major sweeps or (time, value) pairs: read into memory
+    file = RangeFile(path)
+    size = dtype.itemsize
+    if len(shape) == 1 or shape[1] == 1:
+        length = shape[0]
+
+        def read_range(i: int, a: int, b: int) -> np.ndarray:
+            return file.read(offset + a * size, dtype, b - a)
+    elif shape[1] == 2:
+        length = shape[0]
+
+        def read_range(i: int, a: int, b: int) -> np.ndarray:
+            return file.read(offset + 2 * a * size, dtype, 2 * (b - a))[1::2]
+    else:
+        length = shape[1]
+
+        def read_range(i: int, a: int, b: int) -> np.ndarray:
+            return file.read(offset + (i * length + a) * size, dtype, b - a)
+
+    return dataclasses.replace(source, sweep_length=lambda i: length, read_range=read_range)
 
 
 def open_text(path: str, options: ReadOptions) -> SweepSource:
