@@ -161,6 +161,35 @@ def test_streamed_file_equals_memory_and_reads_back(tmp_path, monkeypatch):
     assert minidet.load(path).samples.dtype == np.float64
 
 
+def test_int16_files_hdf5_and_abf1(tmp_path, monkeypatch):
+    s = SimulationSettings(duration_s=1.0, sampling_rate=50_000, event_rate_hz=40.0, snr_db=12.0,
+                           transient_rate_hz=3.0, hum_amplitude=0.3, drift_sd=0.5, baseline=-20.0)
+    whole, truth = simulate(s, seed=4)
+    monkeypatch.setattr(sim, "_CHUNK", 9_999)  # blocks of the stream do not line up with anything
+    step, offset = sim.int16_step(s, seed=4)
+    assert offset == -20.0 and 0 < step < np.abs(whole.samples - offset).max() / 4_000  # fine steps
+    h5 = str(tmp_path / "i.h5")
+    simulate_to_file(h5, s, seed=4, dtype="int16")
+    rec = minidet.load(h5)
+    assert rec.metadata["scale_factor"] == pytest.approx(step)
+    err = np.abs(rec.samples - whole.samples)
+    assert err.max() <= step / 2 * 1.001 and err.max() > 0  # quantized, never clipped
+    abf_path = str(tmp_path / "a.abf")
+    simulate_to_file(abf_path, s, seed=4)  # .abf: int16 ABF1, gap-free
+    rec = minidet.load(abf_path)
+    assert (rec.sampling_rate, rec.unit, rec.n_sweeps, rec.n_samples) == (50_000, "pA", 1, whole.n_samples)
+    assert np.abs(rec.samples - whole.samples).max() <= step * 0.51 + 1e-5 * abs(offset)
+    np.testing.assert_array_equal(minidet.load(abf_path, lazy=True).read(1000, 2000), rec.samples[1000:2000])
+    assert "gap-free" in minidet.describe(abf_path).file_format
+    assert read_truth(truth_path_for(abf_path)).n_events == truth.n_events
+    assert sorted(os.listdir(tmp_path)) == ["a.abf", "a.truth.h5", "i.h5", "i.truth.h5"]  # no temporary files left
+    with pytest.raises(ParameterError, match="int16"):
+        simulate_to_file(str(tmp_path / "f.abf"), s, seed=4, dtype="float32")
+    with pytest.raises(ParameterError, match="float32 microseconds"):
+        simulate_to_file(str(tmp_path / "r.abf"), replace(s, sampling_rate=48_000.0), seed=4)
+    assert sorted(os.listdir(tmp_path)) == ["a.abf", "a.truth.h5", "i.h5", "i.truth.h5"]
+
+
 def test_noise_spectra_from_data(tmp_path):
     rec, _ = simulate(SimulationSettings(duration_s=4.0, sampling_rate=20_000, event_rate_hz=0.0,
                                          noise_spectrum="white"), seed=1)
@@ -200,3 +229,9 @@ def test_cli_simulate(tmp_path):
     assert res.exit_code == 2 and "event_rate_hz" in res.output
     res = runner.invoke(main, ["simulate", str(tmp_path / "z.h5"), "--duration", "0.5", "--json", "--seed", "1"])
     assert json.loads(res.output)["seed"] == 1
+    res = runner.invoke(main, ["simulate", str(tmp_path / "i16.h5"), "--duration", "0.5", "--int16"])
+    assert res.exit_code == 0, res.output
+    assert "scale_factor" in minidet.load(str(tmp_path / "i16.h5")).metadata
+    res = runner.invoke(main, ["simulate", str(tmp_path / "c.abf"), "--duration", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert minidet.load(str(tmp_path / "c.abf")).n_samples == 25_000

@@ -836,14 +836,18 @@ def _simulation_settings(kwargs: dict[str, Any], snr_db: float | None):
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Truth file (.h5 or .npz). [OUT with .truth.h5]")
 @click.option("--float32", is_flag=True, help="Store the trace as float32 (half the size).")
+@click.option("--int16", is_flag=True,
+              help="Store the trace as int16 with a scale factor, as a digitizer does (a quarter the size). "
+                   "OUT ending in .abf always writes an int16 ABF1 file.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @handle_errors
 def simulate(out: str, snr_db: float | None, seed: int | None, truth_path: str | None, float32: bool, force: bool,
-             as_json: bool, **kwargs: Any) -> None:
+             as_json: bool, int16: bool = False, **kwargs: Any) -> None:
     """Simulate a recording with known events (and transients) for testing detectors.
 
-    Writes OUT (HDF5, dataset 'trace', readable by minidet detect) and the ground truth
+    Writes OUT (HDF5, dataset 'trace', or a gap-free ABF1 file when OUT ends in .abf; both
+    readable by minidet detect) and the ground truth
     (onsets, amplitudes, kinetics of every event; where the transients are) next to it.
     Evaluate detections with: minidet evaluate --truth OUT.truth.h5 RESULTS
     """
@@ -852,7 +856,7 @@ def simulate(out: str, snr_db: float | None, seed: int | None, truth_path: str |
     settings = _simulation_settings(kwargs, snr_db)
     truth_path = truth_path or truth_path_for(out)
     truth = simulate_to_file(out, settings, seed=seed, truth_path=truth_path,
-                             dtype="float32" if float32 else "float64", overwrite=force)
+                             dtype="int16" if int16 else "float32" if float32 else None, overwrite=force)
     if as_json:
         click.echo(json.dumps({"recording": out, "truth": truth_path, "n_events": truth.n_events,
                                "n_transients": int(len(truth.transients)), "snr_db": truth.snr_db,

@@ -1,8 +1,9 @@
 """Ground-truth recordings: synaptic events in recording-like noise, with what was put where.
 
 :func:`simulate` returns a :class:`~minidet.recording.Recording` and its :class:`Truth`;
-:func:`simulate_to_file` streams the same trace chunk by chunk into an HDF5 file (so an hour
-at 50 kHz needs little memory) and writes the truth next to it.
+:func:`simulate_to_file` streams the same trace chunk by chunk into an HDF5 file (float64,
+float32 or int16 with a scale) or an ABF1 file (int16), so an hour at 50 kHz needs little
+memory, and writes the truth next to it.
 
 The trace is the sum of
 
@@ -41,6 +42,7 @@ __all__ = [
     "TRANSIENT_KINDS",
     "simulate",
     "simulate_to_file",
+    "int16_step",
     "truth_path_for",
     "write_truth",
     "read_truth",
@@ -498,27 +500,79 @@ def truth_path_for(recording_path: str) -> str:
     return root + ".truth.h5"
 
 
+def int16_step(plan_or_settings: Any, seed: int | None = None) -> tuple[float, float]:
+    """``(step, offset)`` for storing a simulated trace as int16 (``value = raw * step +
+    offset``): the offset is the baseline and 32000 steps cover the largest excursion the
+    simulation can reach from it -- 8 noise SDs, hum and drift at their peaks, the largest
+    sum of event amplitudes within 5 decay time constants (plus the tails of earlier ones) and
+    the largest transient."""
+    plan = plan_or_settings if isinstance(plan_or_settings, _Plan) else _plan(plan_or_settings, _seed(seed))
+    s = plan.settings
+    reach = 8.0 * s.noise_sd
+    fs = s.sampling_rate
+    reach += sum(s.hum_amplitude / h for h in range(1, s.hum_harmonics + 1) if h * s.hum_frequency_hz < fs / 2)
+    reach += abs(plan.drift_scale) * len(plan.drift_freqs) if s.drift_sd > 0 else 0.0
+    ev = plan.events
+    if not ev.empty:
+        onsets = ev["onset_sample"].to_numpy()
+        order = np.argsort(onsets, kind="stable")
+        onsets, amps = onsets[order], np.abs(ev["amplitude"].to_numpy()[order])
+        window = 5.0 * float(ev["decay_tau_s"].max()) * fs
+        csum = np.concatenate(([0.0], np.cumsum(amps)))
+        first = np.searchsorted(onsets, onsets - window, side="left")
+        most = float(np.max(csum[np.arange(1, onsets.size + 1)] - csum[first]))
+        reach += most / (1.0 - math.exp(-5.0))  # earlier windows add at most e^-5 of that each
+    if not plan.transients.empty:
+        reach += 2.0 * float(np.abs(plan.transients["amplitude"]).max())
+    reach = max(reach, 1e-12)
+    return reach / 32_000.0, float(s.baseline)
+
+
+def _quantize(block: np.ndarray, step: float, offset: float) -> tuple[np.ndarray, int]:
+    raw = np.rint((block - offset) / step)
+    clipped = int(np.count_nonzero(np.abs(raw) > 32_767))
+    return np.clip(raw, -32_767, 32_767).astype(np.int16), clipped
+
+
+def _temp_path(path: str) -> str:
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+
+
 def simulate_to_file(
     path: str,
     settings: SimulationSettings | None = None,
     seed: int | None = None,
     truth_path: str | None = None,
-    dtype: str = "float64",
+    dtype: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Truth:
-    """Simulate straight into an HDF5 file, chunk by chunk, and write the truth.
+    """Simulate straight into a file, chunk by chunk (memory does not grow with the
+    duration), and write the truth.
 
-    The recording is one dataset ``trace`` with attributes ``sampling_rate`` (Hz) and
-    ``unit`` (readable by :func:`minidet.load`); the truth goes to ``truth_path`` (default
-    :func:`truth_path_for`; ``.h5`` or ``.npz``). ``dtype`` float64 or float32.
-    ``progress(done, total)`` is called after each chunk.
+    ``path`` ending in ``.abf``: a gap-free, one-channel ABF1 file of int16 samples, as an
+    amplifier's digitizer stores them (the sampling rate must survive ABF1's float32
+    microsecond interval: 50 kHz, 20 kHz, 10 kHz ... do). Otherwise HDF5: one dataset
+    ``trace`` with attributes ``sampling_rate`` (Hz) and ``unit``; ``dtype`` ``"float64"``
+    (default), ``"float32"`` or ``"int16"`` (then with CF attributes ``scale_factor`` and
+    ``add_offset``: ``value = raw * scale_factor + add_offset``). int16 steps come from
+    :func:`int16_step` (about 1/32000 of the largest excursion; the quantization error is at
+    most half a step). Both read back with :func:`minidet.load`. Files are written under a
+    temporary name and renamed when complete. The truth goes to ``truth_path`` (default
+    :func:`truth_path_for`; ``.h5`` or ``.npz``). ``progress(done, total)`` is called after
+    each chunk.
     """
     import h5py
 
     settings = settings or SimulationSettings()
-    if dtype not in ("float64", "float32"):
-        raise ParameterError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    is_abf = path.lower().endswith(".abf")
+    if dtype is None:
+        dtype = "int16" if is_abf else "float64"
+    if dtype not in ("float64", "float32", "int16"):
+        raise ParameterError(f"dtype must be 'float64', 'float32' or 'int16', got {dtype!r}")
+    if is_abf and dtype != "int16":
+        raise ParameterError(f"ABF1 files store int16 samples; dtype {dtype!r} needs an HDF5 file (.h5)")
     truth_path = truth_path or truth_path_for(path)
     if os.path.abspath(truth_path) == os.path.abspath(path):
         raise ParameterError(f"the truth file must differ from the recording file ({path})")
@@ -532,20 +586,57 @@ def simulate_to_file(
     plan = _plan(settings, seed)
     truth = _truth(plan, seed)
     n = settings.n_samples
-    with h5py.File(path, "w") as h5:
-        ds = h5.create_dataset("trace", shape=(n,), dtype=dtype, chunks=(min(n, 1 << 18),))
-        ds.attrs["sampling_rate"] = settings.sampling_rate
-        ds.attrs["unit"] = settings.unit
-        h5.attrs["simulated"] = True
-        h5.attrs["seed"] = seed
-        h5.attrs["snr_db"] = truth.snr_db
-        h5.attrs["settings"] = json.dumps(truth.settings)
-        for a in range(0, n, _CHUNK):
-            b = min(a + _CHUNK, n)
-            ds[a:b] = _render(plan, a, b)
-            if progress is not None:
-                progress(b, n)
-    write_truth(truth, truth_path)
+    step, offset = int16_step(plan) if dtype == "int16" else (1.0, 0.0)
+    clipped = 0
+    tmp = _temp_path(path)
+    try:
+        if is_abf:
+            from .io.abf import Abf1Writer
+
+            with open(tmp, "wb") as fh:
+                writer = Abf1Writer(fh, n, settings.sampling_rate, settings.unit, step, offset)
+                step, offset = writer.gain, writer.offset  # what the header stores exactly
+                for a in range(0, n, _CHUNK):
+                    b = min(a + _CHUNK, n)
+                    raw, bad = _quantize(_render(plan, a, b), step, offset)
+                    writer.write(raw)
+                    clipped += bad
+                    if progress is not None:
+                        progress(b, n)
+                writer.close()
+        else:
+            with h5py.File(tmp, "w") as h5:
+                ds = h5.create_dataset("trace", shape=(n,), dtype=dtype, chunks=(min(n, 1 << 18),))
+                ds.attrs["sampling_rate"] = settings.sampling_rate
+                ds.attrs["unit"] = settings.unit
+                if dtype == "int16":
+                    ds.attrs["scale_factor"] = step
+                    ds.attrs["add_offset"] = offset
+                h5.attrs["simulated"] = True
+                h5.attrs["seed"] = seed
+                h5.attrs["snr_db"] = truth.snr_db
+                h5.attrs["settings"] = json.dumps(truth.settings)
+                for a in range(0, n, _CHUNK):
+                    b = min(a + _CHUNK, n)
+                    block = _render(plan, a, b)
+                    if dtype == "int16":
+                        block, bad = _quantize(block, step, offset)
+                        clipped += bad
+                    ds[a:b] = block
+                    if progress is not None:
+                        progress(b, n)
+                if dtype == "int16":
+                    ds.attrs["clipped_samples"] = clipped
+        write_truth(truth, truth_path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if clipped:
+        import warnings
+
+        warnings.warn(f"{clipped} samples of {path} were clipped to the int16 range (step {step:g} {settings.unit})",
+                      stacklevel=2)
     return truth
 
 
@@ -565,20 +656,33 @@ def write_truth(truth: Truth, path: str) -> None:
     if lower.endswith(".npz"):
         arrays = {f"{t}/{c}": _column(df[c]) for t, df in tables.items() for c in df.columns}
         arrays.update({k: np.array(v) for k, v in meta.items()})
-        np.savez(path, **arrays)
+        tmp = _temp_path(path)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return
     if not lower.endswith((".h5", ".hdf5")):
         raise ParameterError(f"the truth file must end in .h5, .hdf5 or .npz, got {path}")
     import h5py
 
-    with h5py.File(path, "w") as h5:
-        for key, value in meta.items():
-            h5.attrs[key] = value
-        h5.attrs["minidet_truth"] = 1
-        for name, df in tables.items():
-            group = h5.create_group(name)
-            for column in df.columns:
-                group.create_dataset(column, data=_column(df[column]))
+    tmp = _temp_path(path)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            for key, value in meta.items():
+                h5.attrs[key] = value
+            h5.attrs["minidet_truth"] = 1
+            for name, df in tables.items():
+                group = h5.create_group(name)
+                for column in df.columns:
+                    group.create_dataset(column, data=_column(df[column]))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _column(series: pd.Series) -> np.ndarray:

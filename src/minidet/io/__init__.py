@@ -1,7 +1,8 @@
 """Reading recordings: one entry point, :func:`load`, dispatching on the file type.
 
 Formats: Axon ABF 1/2 (pyabf), HDF5 (h5py), NWB (pynwb), .npy, text tables, and everything
-else neo reads. Every reader takes the same options (:class:`ReadOptions`).
+else neo reads. Every reader takes the same options (:class:`ReadOptions`). ABF, HDF5 and
+.npy recordings can be read on demand (``lazy``), so hour-long ones fit in little memory.
 """
 
 from __future__ import annotations
@@ -105,8 +106,14 @@ def load(path: str | os.PathLike, **options: Any) -> Recording:
     ----------
     path
         The file. Its type is found from the extension and the first bytes.
-    channel, sweeps, skip_start_s, dataset, sampling_rate, scale, unit
-        See :class:`ReadOptions`.
+    channel, sweeps, skip_start_s, dataset, sampling_rate, scale, unit, lazy
+        See :class:`ReadOptions`. ``lazy=True`` reads the samples on demand (ABF, HDF5, .npy;
+        other formats are read into memory); the default does so for traces longer than
+        :data:`~minidet.io.base.LAZY_THRESHOLD` samples.
+
+    A file that ends before its header says (an acquisition that crashed) gives the samples
+    before the cut with a :class:`~minidet.io.base.TruncatedFileWarning` naming the sample
+    where they end, or a :class:`CorruptFileError` where no part can be read.
 
     Raises
     ------
