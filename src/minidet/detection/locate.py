@@ -8,14 +8,22 @@ rewritten as pure functions:
 1. :func:`candidate_regions` -- peaks of the (max-filtered) prediction trace above the
    threshold and at least ``peak_w`` prediction steps wide; each opens a search region.
 2. :func:`smoothed_gradient` -- first derivative of the Hann-filtered trace (in the event
-   direction), itself Hann-smoothed; computed chunk by chunk so an hour-long recording
-   never needs more than one extra trace-sized array.
+   direction), itself Hann-smoothed; computed in fixed blocks of :data:`GRADIENT_BLOCK`
+   samples (with margins), as an array or lazily.
 3. :func:`gradient_threshold` -- median + 4 robust SD (MAD) of the derivative outside the
    search regions.
 4. :func:`steepest_rise_positions` -- derivative peaks above that threshold inside each
    region; several peaks in one region are separate (overlapping) events when their
    prominence is at least ``rel_prom_cutoff`` of the largest; the arg-max otherwise.
 5. :func:`merge_near_duplicates` -- positions closer than ``window_size / 100`` merged.
+
+Hour-long recordings: every step works in bounded memory and gives the whole-trace
+result exactly. The prediction (which may be lazy) is walked in chunks: local maxima
+from runs of equal values carried across chunk borders, prominences from the minima
+between peaks, widths from a window around each peak. The derivative is never held
+whole: each value comes from its fixed block, the threshold's median and MAD are
+selected exactly in two passes each (:func:`exact_median`), and the steepest rises are
+searched on the regions' blocks only.
 
 :func:`locate_events` runs all five. Positions are sample indices of the recording.
 """
@@ -24,14 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from scipy import signal
 from scipy.ndimage import maximum_filter1d
 
 from ..errors import ParameterError
-from ..recording import Recording
+from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
 
 __all__ = [
     "LocateSettings",
@@ -246,30 +254,19 @@ def _samples_per_step(n_prediction: int, stride: float) -> float:
     return n_prediction / n_windows
 
 
-def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: float) -> dict[str, np.ndarray]:
-    """``scipy.signal.find_peaks(x, height=, prominence=, width=)`` in O(n + k log k).
-
-    scipy finds each peak's prominence by walking outwards to the nearest strictly higher
-    sample, which on a long prediction trace with many near-1 plateaus is O(n) per peak.
-    The same numbers come from the candidates alone: the nearest higher sample lies in the
-    bump of the nearest higher candidate peak, so the base on each side is the minimum of
-    the gaps between the peak and that candidate, found with a monotonic stack. Widths are
-    then scipy's ``peak_widths`` (bases only bound its local scan).
-    """
-    peaks, props = signal.find_peaks(x, height=height)
-    heights = props["peak_heights"]
-    k = peaks.size
-    if k == 0:
-        empty = np.zeros(0)
-        return {"peaks": peaks, "peak_heights": empty, "prominences": empty,
-                "left_ips": empty, "right_ips": empty, "widths": empty}
-    # seg[j]: min of x over [peaks[j-1] + 1, peaks[j] + 1) (j = 0: from 0; j = k: to the end)
-    seg = np.minimum.reduceat(x, np.concatenate(([0], peaks + 1))).astype(np.float64)
+def _stack_prominences(heights: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Prominences of peaks of heights ``heights`` (in position order), given ``seg[j]``,
+    the minimum of the trace between peak ``j - 1`` and peak ``j`` (``seg[0]``: before the
+    first, ``seg[k]``: after the last). The nearest strictly higher sample on each side
+    lies in the bump of the nearest higher peak, so each base is the minimum of the gaps
+    up to that peak, found with a monotonic stack in O(k)."""
+    k = heights.size
     h = heights.tolist()
+    sg = np.asarray(seg, dtype=np.float64).tolist()
     left = [0.0] * k
     stack: list[tuple[float, float]] = []  # (height, min of x since the element below)
     for i in range(k):
-        acc = float(seg[i])
+        acc = sg[i]
         while stack and stack[-1][0] <= h[i]:
             acc = min(acc, stack.pop()[1])
         left[i] = acc
@@ -277,18 +274,37 @@ def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: flo
     right = [0.0] * k
     stack = []
     for i in range(k - 1, -1, -1):
-        acc = float(seg[i + 1])
+        acc = sg[i + 1]
         while stack and stack[-1][0] <= h[i]:
             acc = min(acc, stack.pop()[1])
         right[i] = acc
         stack.append((h[i], acc))
-    prom = heights.astype(np.float64) - np.maximum(np.asarray(left), np.asarray(right))
+    return heights.astype(np.float64) - np.maximum(np.asarray(left), np.asarray(right))
+
+
+def _no_peaks() -> dict[str, np.ndarray]:
+    empty = np.zeros(0)
+    return {"peaks": np.zeros(0, np.intp), "peak_heights": empty, "prominences": empty,
+            "left_ips": empty, "right_ips": empty, "widths": empty}
+
+
+def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: float) -> dict[str, np.ndarray]:
+    """``scipy.signal.find_peaks(x, height=, prominence=, width=)`` on a whole array in
+    O(n + k log k) (scipy's prominence walk is O(n) per peak on a long prediction trace
+    with many near-1 plateaus). The reference the chunked :func:`candidate_regions` is
+    tested against."""
+    x = np.asarray(x, dtype=np.float64)
+    peaks, props = signal.find_peaks(x, height=height)
+    heights = props["peak_heights"]
+    if peaks.size == 0:
+        return _no_peaks()
+    # seg[j]: min of x over [peaks[j-1] + 1, peaks[j] + 1) (j = 0: from 0; j = k: to the end)
+    seg = np.minimum.reduceat(x, np.concatenate(([0], peaks + 1)))
+    prom = _stack_prominences(heights, seg)
     keep = prom >= prominence
     peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
     if peaks.size == 0:
-        empty = np.zeros(0)
-        return {"peaks": peaks, "peak_heights": empty, "prominences": empty,
-                "left_ips": empty, "right_ips": empty, "widths": empty}
+        return _no_peaks()
     bases_l = np.zeros(peaks.size, dtype=np.intp)
     bases_r = np.full(peaks.size, x.size - 1, dtype=np.intp)
     widths, _, left_ips, right_ips = signal.peak_widths(
@@ -299,36 +315,191 @@ def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: flo
             "left_ips": left_ips[keep], "right_ips": right_ips[keep], "widths": widths[keep]}
 
 
-def candidate_regions(prediction: np.ndarray, settings: LocateSettings) -> Regions:
+class _FilteredPrediction:
+    """The max-filtered prediction, any range of it computed on demand from a prediction
+    that may itself be lazy (anything 1-D with ``len`` and slicing).
+
+    ``maximum_filter1d`` only looks ``size`` samples around each output, so a range read
+    with that margin either side (clipped at the trace's own ends, where the filter's
+    'reflect' edge then applies as on the whole trace) gives exactly the whole-trace values.
+    """
+
+    def __init__(self, prediction, size: int, origin: int) -> None:
+        self.pred = prediction
+        self.n = len(prediction)
+        self.size = size
+        self.origin = origin
+        self.margin = size + abs(origin) + 2
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(self.n, stop)
+        lo, hi = max(0, start - self.margin), min(self.n, stop + self.margin)
+        piece = np.asarray(self.pred[lo:hi], dtype=np.float64)
+        out = maximum_filter1d(piece, size=self.size, origin=self.origin)
+        return out[start - lo : stop - lo]
+
+
+def _peaks_and_gaps(filt: _FilteredPrediction, height: float, chunk_size: int):
+    """Pass 1 over the filtered prediction: scipy's local maxima (plateaus: the middle
+    sample, rounded down; plateaus touching an end are no peaks) at or above ``height``,
+    their heights, and the minimum of the trace between successive ones (``k + 1`` values,
+    see :func:`_stack_prominences`). Works on runs of equal values carried across chunk
+    borders, so a plateau split by a border is one run."""
+    n = filt.n
+    peaks: list[int] = []
+    heights: list[float] = []
+    gaps: list[float] = []
+    open_start = -1  # the run still open at the end of the last chunk
+    open_val = 0.0
+    prev_val = math.inf  # value of the run before it (+inf: none, so no peak)
+    cur = math.inf  # min of closed runs since the last peak
+    for start in range(0, n, chunk_size):
+        f = filt(start, min(n, start + chunk_size))
+        change = np.flatnonzero(f[1:] != f[:-1]) + 1
+        starts = np.concatenate(([0], change)) + start
+        vals = f[starts - start]
+        if open_start >= 0 and vals[0] == open_val:
+            starts[0] = open_start  # the open run goes on
+            pv = prev_val
+        elif open_start >= 0:
+            starts = np.concatenate(([open_start], starts))
+            vals = np.concatenate(([open_val], vals))
+            pv = prev_val
+        else:
+            pv = math.inf
+        r = vals.size
+        if r >= 2:
+            v = vals[:-1]  # closed runs
+            before = np.concatenate(([pv], vals[:-2]))
+            after = vals[1:]
+            is_peak = (before < v) & (after < v) & (v >= height)
+            hits = np.flatnonzero(is_peak)
+            mid = (starts[hits] + starts[hits + 1] - 1) // 2
+            prev = 0
+            for j, p in zip(hits.tolist(), mid.tolist()):
+                if j > prev:
+                    cur = min(cur, float(v[prev:j].min()))
+                gaps.append(cur)
+                peaks.append(p)
+                heights.append(float(v[j]))
+                cur = math.inf
+                prev = j + 1
+            if prev < r - 1:
+                cur = min(cur, float(v[prev:].min()))
+            prev_val = float(vals[-2])
+        else:
+            prev_val = pv
+        open_start, open_val = int(starts[-1]), float(vals[-1])
+    gaps.append(min(cur, open_val))
+    return np.asarray(peaks, dtype=np.intp), np.asarray(heights, dtype=np.float64), np.asarray(gaps)
+
+
+def _half_crossings(filt: _FilteredPrediction, peaks: np.ndarray, heights: np.ndarray, prom: np.ndarray,
+                    chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.peak_widths(x, peaks, 0.5, (prom, 0, n - 1))``'s ``left_ips`` and
+    ``right_ips`` (same arithmetic), scanning only near each peak: a window around it that
+    doubles until both crossings (or the trace's ends) lie inside it."""
+    n = filt.n
+    left_ips = np.empty(peaks.size)
+    right_ips = np.empty(peaks.size)
+    # peaks of one chunk share one read of the chunk (with a margin); wider ones read more
+    span = 4096
+    piece_lo, piece_hi, piece = 0, 0, np.zeros(0)
+    for i, (p, hp, pr) in enumerate(zip(peaks.tolist(), heights.tolist(), prom.tolist())):
+        line = hp - pr * 0.5
+        w = span
+        while True:
+            a, b = max(0, p - w), min(n, p + w + 1)
+            if not (piece_lo <= a and b <= piece_hi):
+                c0 = (p // chunk_size) * chunk_size
+                lo, hi = max(0, min(a, c0 - span)), min(n, max(b, c0 + chunk_size + span))
+                piece_lo, piece_hi, piece = lo, hi, filt(lo, hi)
+            x = piece[a - piece_lo : b - piece_lo]
+            q = p - a
+            # left: the last sample at or below the line before the peak (scipy's walk)
+            stop_l = np.flatnonzero(~(line < x[: q + 1]))
+            stop_r = np.flatnonzero(~(line < x[q:]))
+            have_l = stop_l.size > 0 or a == 0
+            have_r = stop_r.size > 0 or b == n
+            if have_l and have_r:
+                break
+            w *= 2
+        il = int(stop_l[-1]) if stop_l.size else 0
+        ir = q + int(stop_r[0]) if stop_r.size else x.size - 1
+        left = float(il + a)
+        if x[il] < line:
+            left += (line - x[il]) / (x[il + 1] - x[il])
+        right = float(ir + a)
+        if x[ir] < line:
+            right -= (line - x[ir]) / (x[ir - 1] - x[ir])
+        left_ips[i], right_ips[i] = left, right
+    return left_ips, right_ips
+
+
+def _as_trace(prediction):
+    """A 1-D prediction to walk in pieces: an ndarray or anything with ``len`` and slicing
+    (:class:`~minidet.recording.LazyTrace`); a :class:`~minidet.detection.predict.Prediction`
+    gives its lazy full-grid trace when it has one."""
+    if isinstance(prediction, np.ndarray):
+        return prediction
+    trace = getattr(prediction, "trace", None)
+    if callable(trace) and not isinstance(prediction, LazyTrace):
+        return trace()
+    if (hasattr(prediction, "__getitem__") and hasattr(prediction, "shape")
+                                              and getattr(prediction, "ndim", None) == 1):
+        return prediction
+    return np.asarray(prediction)
+
+
+def _check_prediction(pred) -> int:
+    ndim = getattr(pred, "ndim", 1)
+    if ndim != 1:
+        raise ParameterError(f"prediction must be 1-D, got shape {getattr(pred, 'shape', None)}")
+    return len(pred)
+
+
+def candidate_regions(prediction, settings: LocateSettings, *, chunk_size: int = DEFAULT_CHUNK) -> Regions:
     """Prediction peaks above the threshold -> search regions for the steepest rise.
 
-    ``prediction`` is on the recording's sample grid (index = start of the model window).
+    ``prediction`` is on the recording's sample grid (index = start of the model window):
+    an array or anything 1-D with ``len`` and slicing (a lazy trace), walked in pieces of
+    ``chunk_size`` samples. The result equals miniML's whole-trace computation
+    (``maximum_filter1d`` and ``scipy.signal.find_peaks`` with height, prominence and width)
+    exactly, whatever ``chunk_size``: peaks are found on runs of equal values carried across
+    chunk borders, prominences from the minima between peaks (:func:`_stack_prominences`),
+    and widths by scanning only around each remaining peak.
     """
-    pred = np.asarray(prediction)
-    if pred.ndim != 1:
-        raise ParameterError(f"prediction must be 1-D, got shape {pred.shape}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ParameterError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    pred = _as_trace(prediction)
+    n = _check_prediction(pred)
     empty = Regions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    if pred.size < 3:
+    if n < 3:
         return empty
-    factor = _samples_per_step(pred.size, settings.stride_samples)
+    factor = _samples_per_step(n, settings.stride_samples)
     # the max filter bridges the dips between adjacent windows' scores (miniML: 5 steps,
     # origin -2); height and prominence both at the threshold
     size = max(1, int(5 * factor))
-    filtered = maximum_filter1d(pred, size=size, origin=max(-(size // 2), -2))
-    props = _prominent_peaks(
-        filtered,
-        height=settings.threshold,
-        prominence=settings.threshold,
-        width=settings.peak_w * factor,
-    )
-    if props["peak_heights"].size == 0:
+    filt = _FilteredPrediction(pred, size, max(-(size // 2), -2))
+    peaks, heights, gaps = _peaks_and_gaps(filt, settings.threshold, int(chunk_size))
+    if peaks.size == 0:
         return empty
-    left, right, widths = props["left_ips"], props["right_ips"], props["widths"]
+    prom = _stack_prominences(heights, gaps)
+    keep = prom >= settings.threshold
+    peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
+    if peaks.size == 0:
+        return empty
+    left, right = _half_crossings(filt, peaks, heights, prom, int(chunk_size))
+    widths = right - left
+    keep = widths >= settings.peak_w * factor
+    left, right, widths, heights = left[keep], right[keep], widths[keep], heights[keep]
+    if heights.size == 0:
+        return empty
     starts = (left + settings.window_size / 4).astype(np.int64)
     late = starts > right
     starts[late] = (right[late] - widths[late] / 4).astype(np.int64)
     stops = (right + settings.window_size / 2).astype(np.int64)
-    return Regions(starts, stops, props["peak_heights"].astype(np.float64))
+    return Regions(starts, stops, heights.astype(np.float64))
 
 
 # ---------------------------------------------------------------------------- derivative
@@ -352,44 +523,218 @@ def _gradient_fn(sampling_rate: float, settings: LocateSettings) -> tuple[Callab
     return fn, margin
 
 
+#: samples per block of the smoothed derivative. Every value of the derivative is computed
+#: from its block (with margins), whoever asks for it, so the whole-trace array, a lazy
+#: trace and any chunked walk hold the same numbers to the last bit.
+GRADIENT_BLOCK = 1 << 20
+
+
+class _GradientSource:
+    """The smoothed derivative, block by block, with a few recent blocks kept."""
+
+    def __init__(self, recording: Recording, settings: LocateSettings, block: int, cache_blocks: int = 8) -> None:
+        self.x = recording.samples
+        self.n = recording.n_samples
+        self.fn, self.margin = _gradient_fn(recording.sampling_rate, settings)
+        self.block = int(block)
+        self.cache_blocks = max(1, int(cache_blocks))
+        self._cache: dict[int, np.ndarray] = {}
+
+    def _block(self, j: int) -> np.ndarray:
+        out = self._cache.get(j)
+        if out is None:
+            start = j * self.block
+            out = filter_range(self.x, start, min(self.n, start + self.block), self.fn, self.margin)
+            if len(self._cache) >= self.cache_blocks:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[j] = out
+        else:  # most recently used last
+            self._cache[j] = self._cache.pop(j)
+        return out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        j0, j1 = start // self.block, (stop - 1) // self.block
+        parts = [self._block(j)[max(start - j * self.block, 0) : min(stop - j * self.block, self.block)]
+                 for j in range(j0, j1 + 1)]
+        return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+
+    def approx(self, start: int, stop: int) -> np.ndarray:
+        """The derivative on ``[start, stop)`` filtered as one piece: equal to :meth:`read`
+        up to rounding; for estimates only."""
+        return filter_range(self.x, start, stop, self.fn, self.margin)
+
+
 def smoothed_gradient(
-    recording: Recording, settings: LocateSettings, *, chunk_size: int = 1 << 20
-) -> np.ndarray:
+    recording: Recording, settings: LocateSettings, *, chunk_size: int = GRADIENT_BLOCK, lazy: bool = False
+) -> np.ndarray | LazyTrace:
     """Smoothed first derivative (unit/s) of the filtered trace in the event direction.
 
-    Computed in chunks of ``chunk_size`` samples with a margin either side and written into
-    one preallocated array, so the result equals the whole-trace computation while the
-    temporary memory stays at a few chunks.
+    Computed in blocks of ``chunk_size`` samples with a margin either side, so the result
+    equals the whole-trace computation while the temporary memory stays at a few blocks.
+    ``lazy=True`` returns a :class:`~minidet.recording.LazyTrace` that computes the blocks
+    a slice needs when it is read (the same numbers; a few recent blocks are kept), instead
+    of a trace-sized array.
     """
-    if chunk_size < 1:
-        raise ParameterError(f"chunk_size must be >= 1, got {chunk_size!r}")
-    x = recording.samples
-    fn, margin = _gradient_fn(recording.sampling_rate, settings)
-    out = np.empty(x.shape[0], dtype=np.float64)
-    for start in range(0, x.shape[0], chunk_size):
-        stop = min(x.shape[0], start + chunk_size)
-        out[start:stop] = filter_range(x, start, stop, fn, margin)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ParameterError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    source = _GradientSource(recording, settings, chunk_size)
+    if lazy:
+        trace = LazyTrace(source.n, source.read, "smoothed gradient")
+        trace._gradient_source = source  # estimates for gradient_threshold
+        return trace
+    out = np.empty(source.n, dtype=np.float64)
+    for j in range(0, -(-source.n // source.block)):
+        start = j * source.block
+        out[start : start + source.block] = filter_range(
+            source.x, start, min(source.n, start + source.block), source.fn, source.margin)
     return out
 
 
-def gradient_threshold(gradient: np.ndarray, regions: Regions, multiplier: float = 4.0) -> float:
+def _event_free_stretches(n: int, regions: Regions) -> tuple[np.ndarray, np.ndarray]:
+    """miniML's ``np.split`` at ``[s0, e0, s1, e1, ...]``: ``[0, s0)``, ``[e0, s1)``, ...
+    ``[e_last, n)``, empty ones dropped (the whole trace when all are empty)."""
+    lo = np.concatenate(([0], np.clip(regions.stops, 0, n))).astype(np.int64)
+    hi = np.concatenate((np.clip(regions.starts, 0, n), [n])).astype(np.int64)
+    keep = hi > lo
+    if not keep.any():
+        return np.zeros(1, np.int64), np.full(1, n, np.int64)
+    return lo[keep], hi[keep]
+
+
+def _stretch_values(piece: np.ndarray, start: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The values of ``piece`` (samples ``[start, start + len)``) inside the stretches
+    ``[lo, hi)``, each sample as often as stretches cover it (order not kept)."""
+    stop = start + piece.size
+    a = np.maximum(lo, start)
+    b = np.minimum(hi, stop)
+    use = b > a
+    if not use.any():
+        return piece[:0]
+    a, b = a[use] - start, b[use] - start
+    if a.size == 1:
+        return piece[a[0] : b[0]]
+    count = np.zeros(piece.size + 1, np.int64)
+    np.add.at(count, a, 1)
+    np.add.at(count, b, -1)
+    count = np.cumsum(count[:-1])
+    return piece[count == 1] if count.max() <= 1 else np.repeat(piece, count)
+
+
+def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, sample: np.ndarray | None = None,
+                 *, slack: float = 0.004) -> float:
+    """``np.median`` of ``n_values`` values that come in pieces (``chunks()`` yields them,
+    and is called once per pass), without holding them all.
+
+    ``sample`` (values like them, e.g. every k-th) sets a bracket around the middle rank;
+    a pass counts the values below it and keeps those inside, whose k-th smallest is then
+    the answer (the mean of the two middle ones for an even count, as ``np.median``). A
+    bracket that misses is widened and the pass repeated; without a sample the first pass
+    keeps everything.
+    """
+    if n_values < 1:
+        raise ParameterError("the median of no values is undefined")
+    k1, k2 = (n_values - 1) // 2, n_values // 2
+    srt = np.sort(np.asarray(sample, dtype=np.float64)) if sample is not None else np.zeros(0)
+    srt = srt[np.isfinite(srt)]
+    d = slack
+    while True:
+        m = srt.size
+        if m == 0 or d >= 1:
+            lo_v, hi_v = -np.inf, np.inf
+        else:
+            p = (k1 + 0.5) / n_values
+            d_eff = d + 4 * math.sqrt(p * (1 - p) / m) + 2 / m
+            i_lo = int(math.floor((p - d_eff) * m))
+            i_hi = int(math.ceil((p + d_eff) * m))
+            lo_v = float(srt[i_lo]) if i_lo >= 0 else -np.inf
+            hi_v = float(srt[i_hi]) if i_hi < m else np.inf
+        below = 0
+        total = 0
+        nans = 0
+        kept: list[np.ndarray] = []
+        for vals in chunks():
+            total += vals.size
+            nans += int(np.count_nonzero(np.isnan(vals)))
+            if lo_v == -np.inf and hi_v == np.inf:
+                kept.append(np.array(vals, dtype=np.float64, copy=True))
+                continue
+            lt = vals < lo_v
+            below += int(np.count_nonzero(lt))
+            inside = vals[~lt & (vals <= hi_v)]
+            kept.append(inside)
+        if total != n_values:
+            raise ParameterError(f"expected {n_values} values, the pieces held {total}")
+        if nans:
+            return math.nan  # as np.median
+        inner = np.concatenate(kept) if kept else np.zeros(0)
+        if below <= k1 and below + inner.size > k2:
+            part = np.partition(inner, sorted({k1 - below, k2 - below}))
+            mids = part[[k1 - below, k2 - below]] if k2 != k1 else part[[k1 - below]]
+            return float(np.mean(mids))
+        del inner, kept
+        d = d * 8 if d > 0 else 0.01
+
+
+def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: int = 256,
+                      piece: int = 4096) -> np.ndarray:
+    """About ``pieces * piece`` derivative values spread over the event-free stretches, for
+    the brackets of :func:`exact_median` (estimates: any rounding is fine)."""
+    source = getattr(grad, "_gradient_source", None)
+    read = source.approx if source is not None else (lambda a, b: np.asarray(grad[a:b], dtype=np.float64))
+    whole = n <= pieces * piece
+    if source is not None and n <= source.block * source.cache_blocks:
+        read, whole = source.read, True  # all blocks fit the cache: the exact values, computed once
+    if whole:
+        return _stretch_values(read(0, n), 0, lo, hi)
+    out = []
+    for s in np.linspace(0, n - piece, pieces).astype(np.int64).tolist():
+        out.append(_stretch_values(read(s, s + piece), s, lo, hi).copy())
+    return np.concatenate(out)
+
+
+def gradient_threshold(gradient, regions: Regions, multiplier: float = 4.0, *,
+                       chunk_size: int | None = None) -> float:
     """Median + ``multiplier`` * 1.4826 * MAD of the derivative outside the search regions.
 
     Like miniML's ``np.split`` at ``[s0, e0, s1, e1, ...]``, the event-free stretches are
-    ``[0, s0)``, ``[e0, s1)``, ... ``[e_last, n)``.
+    ``[0, s0)``, ``[e0, s1)``, ... ``[e_last, n)``. ``gradient`` is an array, or a lazy
+    trace (:func:`smoothed_gradient` with ``lazy=True``, or anything 1-D with ``len`` and
+    slicing); a lazy one, or any with ``chunk_size`` given, is walked in pieces of
+    ``chunk_size`` samples (default :data:`GRADIENT_BLOCK`) and the median and MAD are
+    selected exactly (:func:`exact_median`): the same number as the whole-array way.
     """
-    n = gradient.shape[0]
-    lo = np.concatenate(([0], np.clip(regions.stops, 0, n)))
-    hi = np.concatenate((np.clip(regions.starts, 0, n), [n]))
-    keep = hi > lo
-    # one copy of the event-free samples (views concatenated), then medians in place
-    vals = np.concatenate([gradient[a:b] for a, b in zip(lo[keep].tolist(), hi[keep].tolist())]) if keep.any() else None
-    if vals is None or vals.size == 0:
-        vals = gradient.copy()
-    med = float(np.median(vals, overwrite_input=True))
-    np.subtract(vals, med, out=vals)
-    np.abs(vals, out=vals)
-    mad = float(np.median(vals, overwrite_input=True))
+    n = len(gradient)
+    lo, hi = _event_free_stretches(n, regions)
+    if chunk_size is None and isinstance(gradient, np.ndarray):
+        # one copy of the event-free samples (views concatenated), then medians in place
+        vals = np.concatenate([gradient[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        med = float(np.median(vals, overwrite_input=True))
+        np.subtract(vals, med, out=vals)
+        np.abs(vals, out=vals)
+        mad = float(np.median(vals, overwrite_input=True))
+        return med + multiplier * 1.4826 * mad
+    step = GRADIENT_BLOCK if chunk_size is None else int(chunk_size)
+    if step < 1:
+        raise ParameterError(f"chunk_size must be >= 1, got {chunk_size!r}")
+    n_values = int((hi - lo).sum())
+    first, last = int(lo.min()), int(hi.max())
+
+    def pieces(transform=None):
+        def walk():
+            for start in range(first, last, step):
+                g = np.asarray(gradient[start : min(last, start + step)], dtype=np.float64)
+                vals = _stretch_values(g, start, lo, hi)
+                yield vals if transform is None else transform(vals)
+        return walk
+
+    sample = _threshold_sample(gradient, lo, hi, n)
+    med = exact_median(pieces(), n_values, sample)
+
+    def deviation(vals: np.ndarray) -> np.ndarray:
+        out = np.subtract(vals, med)
+        return np.abs(out, out=out)
+
+    mad = exact_median(pieces(deviation), n_values, deviation(sample))
     return med + multiplier * 1.4826 * mad
 
 
@@ -456,41 +801,53 @@ class LocateResult:
     scores: np.ndarray
     regions: Regions
     gradient_threshold: float
+    #: the smoothed derivative (trace-sized array), only with ``keep_gradient=True``
     gradient: np.ndarray | None = None
 
 
 def locate_events(
     recording: Recording,
-    prediction: np.ndarray,
+    prediction,
     settings: LocateSettings | None = None,
     *,
     keep_gradient: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
 ) -> LocateResult:
     """Prediction trace -> event positions (steepest rise) of one recording.
+
+    Memory stays bounded whatever the recording's length: the prediction and the
+    recording may be lazy (:class:`~minidet.recording.LazyTrace`) and are walked in pieces
+    of ``chunk_size`` samples; the derivative is never held whole (computed in blocks of
+    :data:`GRADIENT_BLOCK` when needed), and its threshold is selected exactly. The result
+    is the same, to the last bit, as computing every step on whole arrays.
 
     Parameters
     ----------
     recording
-        The recording the prediction was computed on.
+        The recording the prediction was computed on (in memory or lazy).
     prediction
         Model scores on the recording's sample grid (index = start of the window); may be
-        shorter than the recording (by about one window, as miniML's).
+        shorter than the recording (by about one window, as miniML's). An array, a lazy
+        trace, or a :class:`~minidet.detection.predict.Prediction`.
     settings
         :class:`LocateSettings`; defaults if ``None``.
     keep_gradient
-        Keep the smoothed derivative (unit/s, trace-sized) in the result.
+        Keep the smoothed derivative (unit/s) in the result, as a trace-sized array.
+    chunk_size
+        Samples per piece when walking the prediction and the derivative (>= 1).
     """
     settings = settings or LocateSettings()
-    prediction = np.asarray(prediction)
-    if prediction.ndim != 1:
-        raise ParameterError(f"prediction must be 1-D, got shape {prediction.shape}")
-    if prediction.size > recording.n_samples:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ParameterError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    pred = _as_trace(prediction)
+    n_pred = _check_prediction(pred)
+    if n_pred > recording.n_samples:
         raise ParameterError(
-            f"prediction has {prediction.size} samples, more than the recording's {recording.n_samples}"
+            f"prediction has {n_pred} samples, more than the recording's {recording.n_samples}"
         )
-    regions = candidate_regions(prediction, settings)
-    gradient = smoothed_gradient(recording, settings)
-    thr = gradient_threshold(gradient, regions, settings.mad_multiplier)
-    pos, sc = steepest_rise_positions(gradient, regions, thr, settings, n_prediction=prediction.size)
+    regions = candidate_regions(pred, settings, chunk_size=chunk_size)
+    gradient = smoothed_gradient(recording, settings, chunk_size=GRADIENT_BLOCK, lazy=True)
+    thr = gradient_threshold(gradient, regions, settings.mad_multiplier, chunk_size=chunk_size)
+    pos, sc = steepest_rise_positions(gradient, regions, thr, settings, n_prediction=n_pred)
     pos, sc = merge_near_duplicates(pos, sc, settings.window_size / 100)
-    return LocateResult(pos, sc, regions, thr, gradient if keep_gradient else None)
+    return LocateResult(pos, sc, regions, thr, np.asarray(gradient) if keep_gradient else None)
