@@ -278,3 +278,43 @@ def test_classic_methods_from_the_cli(tmp_path, method):
     # the last 3 s of the example hold 13 simulated events
     assert 9 <= len(rows) <= 17
     assert "amplitude_pA" in rows[0] and "rise_time_s" in rows[0]
+
+
+# ----------------------------------------------------------------------------- failures half-way
+def test_recording_that_ends_early_leaves_no_results(cell: Path, tmp_path: Path, oracle, monkeypatch) -> None:
+    """A lazily read file that turns out shorter than announced: one line, exit 2, no folder."""
+    import minidet.io
+    from minidet.errors import EmptyTraceError
+    from minidet.recording import LazyTrace, Recording
+
+    x = simulated_trace()
+
+    def read(a: int, b: int) -> np.ndarray:
+        if b > 70_000:
+            raise EmptyTraceError(f"{cell} ends at sample 70000 of {N_SAMPLES}")
+        return x[a:b]
+
+    monkeypatch.setattr(minidet.io, "load", lambda path, **kw: Recording(LazyTrace(N_SAMPLES, read), RATE))
+    out = tmp_path / "res"
+    line = one_line_error(run(str(cell), "--out", str(out), "--plots"))
+    assert "ends at sample 70000" in line
+    assert not out.exists()
+
+
+def test_failure_while_writing_keeps_the_old_results(cell: Path, tmp_path: Path, oracle, monkeypatch) -> None:
+    import minidet.report.plots as plots
+
+    out = tmp_path / "res"
+    assert run(str(cell), "--out", str(out), "--plots").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_histograms", full_disk)
+    line = one_line_error(run(str(cell), "--out", str(out), "--plots", "--force", "--exclude", "1"))
+    assert "No space left on device" in line and "nothing was written" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new, partial or temporary file
+    fresh = tmp_path / "fresh"
+    one_line_error(run(str(cell), "--out", str(fresh), "--plots"))
+    assert not fresh.exists()

@@ -216,7 +216,13 @@ def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str
                         f"--exclude {bad[0]}: no events were detected, so none can be excluded"
                     )
                 result = result.exclude(excluded)
-            written = report.write_results(result, out, plots=plots, nwb=nwb, save_prediction=save_prediction)
+            try:
+                written = report.write_results(result, out, plots=plots, nwb=nwb, save_prediction=save_prediction)
+            except OSError as exc:  # a full disk, a folder removed meanwhile: nothing was written
+                from .errors import OutputError
+
+                raise OutputError(f"cannot write the results in {out}: {exc.strerror or exc}; "
+                                  "nothing was written") from None
     except BaseException:
         if created:
             report.remove_if_empty(out)
