@@ -189,3 +189,13 @@ def test_hdf5_cut_off_or_never_finished(tmp_path):
         h5.create_dataset("trace", shape=(1000,), dtype=np.float32).attrs["sampling_rate"] = 10_000.0
     with pytest.raises(CorruptFileError, match="ever written"):
         minidet.load(tmp_path / "empty.h5")
+
+
+def test_nwb_lazy(tmp_path):
+    pytest.importorskip("pynwb")
+    from test_hdf5_text_nwb import _trace, _write_nwb
+
+    path = tmp_path / "rec.nwb"
+    _write_nwb(path, {"vc0": _trace(4000), "vc1": _trace(4000, seed=2)})
+    for options in (dict(dataset="vc1"), dict(dataset="vc0", scale=1e15, unit="fA", skip_start_s=0.01)):
+        _same(minidet.load(path, lazy=True, **options), minidet.load(path, lazy=False, **options))

@@ -211,7 +211,7 @@ def _written_extent(dataset, path: str) -> int:
     return full  # pragma: no cover - counted fewer but found all
 
 
-class _Dataset:
+class DatasetRanges:
     """An HDF5 dataset read piece by piece; the file is opened on first use (again in a
     forked process) and closed by :meth:`close` or when this object goes away."""
 
@@ -280,7 +280,7 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
         else:
             warn_truncated(path, f"dataset {name!r} (sweeps x samples)", written * shape[1],
                            shape[0] * shape[1], rate)
-    reader = _Dataset(path, name, scale_factor, add_offset)
+    reader = DatasetRanges(path, name, scale_factor, add_offset)
     one_d = len(shape) == 1
     n_sweeps = 1 if one_d else written
     length = written if one_d else shape[1]

@@ -6,6 +6,7 @@ so, unless ``--unit`` names the unit explicitly (then ``--scale`` applies to the
 name (``--dataset`` or ``--channel``); with several series and none named, the error lists them.
 Each series counts as one sweep; several series of one sweep table can be selected with
 ``--sweeps`` when they share a name stem (not needed for the common one-series case).
+A series stored as a 1-D HDF5 dataset can be read on demand (``ReadOptions.lazy``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import ChannelError, CorruptFileError
 from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource
+from .hdf5 import DatasetRanges
 
 EXTENSIONS = (".nwb",)
 
@@ -119,13 +121,28 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
                 raise ChannelError(f"series {options.dataset or options.channel!r} is not in {path}; "
                                    f"series there: {', '.join(names)}")
         s = series[str(name)]
-        data = np.asarray(s.data[()], dtype=np.float64) * float(s.conversion) + float(getattr(s, "offset", 0.0) or 0.0)
+        conversion, offset = float(s.conversion), float(getattr(s, "offset", 0.0) or 0.0)
         rate = _rate(s)
         unit = s.unit
+        factor = 1.0
         if options.unit is None and options.scale is None:
             factor, unit = _conventional_unit(s.unit)
-            if factor != 1.0:
-                data = data * factor
+
+        def convert(raw: np.ndarray) -> np.ndarray:
+            out = np.asarray(raw, dtype=np.float64) * conversion + offset
+            return out * factor if factor != 1.0 else out
+
+        import h5py
+
+        stored = s.data
+        ranged = None
+        if isinstance(stored, h5py.Dataset) and stored.ndim == 1 and stored.dtype.kind in "fiu":
+            # h5py-backed: samples can be read range by range from the file itself
+            ranged = DatasetRanges(stored.file.filename, stored.name, None, None)
+            length = int(stored.shape[0])
+            data = None
+        else:
+            data = convert(stored[()])
         meta = {"series": str(name), "series_type": type(s).__name__,
                 "session_description": nwbfile.session_description}
         electrode = getattr(s, "electrode", None)
@@ -133,12 +150,18 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
             meta["electrode"] = electrode.name
     finally:
         io.close()
+    if ranged is None:
+        return SweepSource(n_sweeps=1, read_sweep=lambda i: data, sampling_rate=rate, unit=unit,
+                           channel=str(name), file_format="nwb", metadata=meta)
     return SweepSource(
         n_sweeps=1,
-        read_sweep=lambda i: data,
+        read_sweep=lambda i: convert(ranged.read(slice(0, length))),
         sampling_rate=rate,
         unit=unit,
         channel=str(name),
         file_format="nwb",
         metadata=meta,
+        sweep_length=lambda i: length,
+        read_range=lambda i, a, b: convert(ranged.read(slice(a, b))),
+        close=ranged.close,
     )
