@@ -149,6 +149,7 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
         metadata={"abf_version": abf.abfVersionString, "protocol": getattr(abf, "protocol", "")},
         sweep_length=section.sweep_length,
         read_range=section.read_range,
+        close=section.file.close,
     )
 
 

@@ -155,7 +155,7 @@ def open_npy(path: str, options: ReadOptions) -> SweepSource:
         def read_range(i: int, a: int, b: int) -> np.ndarray:
             return file.read(offset + (i * length + a) * size, dtype, b - a)
 
-    return dataclasses.replace(source, sweep_length=lambda i: length, read_range=read_range)
+    return dataclasses.replace(source, sweep_length=lambda i: length, read_range=read_range, close=file.close)
 
 
 def open_text(path: str, options: ReadOptions) -> SweepSource:
@@ -164,7 +164,7 @@ def open_text(path: str, options: ReadOptions) -> SweepSource:
 
 
 def _describe(source: SweepSource, path: str, label: str) -> FileInfo:
-    length = int(source.read_sweep(0).size)
+    length = int(source.sweep_length(0)) if source.sweep_length is not None else int(source.read_sweep(0).size)
     rate = source.sampling_rate
     notes = [] if rate else ["no time column: give --sampling-rate"]
     notes.append("no unit stored: give --unit")
