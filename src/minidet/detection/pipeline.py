@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import ParameterError
 from ..measure.kinetics import MeasureSettings, measure_events
 from ..measure.summary import average_mask, average_waveform, cut_waveforms, fit_decay_tau, non_overlapping, summarize
-from ..recording import Recording
+from ..recording import LazyTrace, Recording
 from .locate import LocateSettings, _check_hann_size, direction_sign, locate_events
 
 __all__ = ["DetectSettings", "DetectionResult", "EVENT_COLUMNS", "detect", "empty_events"]
@@ -47,6 +47,10 @@ EVENT_COLUMNS = (
     "overlapping",
     "excluded",
 )
+
+#: classic detectors work on the whole trace in memory: a lazy recording up to this many
+#: samples (512 MB of float64, about 22 min at 50 kHz) is read in for them, a longer one refused
+CLASSIC_MAX_LAZY_SAMPLES = 1 << 26
 
 _INT_COLUMNS = ("sample", "onset_sample", "peak_sample")
 _BOOL_COLUMNS = ("overlapping", "excluded")
@@ -331,7 +335,12 @@ class DetectionResult:
         The model's metadata (name, window size, threshold, ...).
     prediction
         Model scores on the recording's sample grid (index = start of a model window;
-        about one window shorter than the recording, as miniML's), or ``None``.
+        about one window shorter than the recording, as miniML's), or ``None`` (classic
+        methods). A 1-D float array, or -- when :func:`detect` ran the model, or was given
+        one -- a :class:`~minidet.recording.LazyTrace` whose values are computed from the
+        per-window scores when read: slice it (``prediction[a:b]``) or walk it in pieces
+        (:func:`~minidet.recording.iter_chunks`); ``np.asarray(prediction)`` makes the
+        whole trace-sized float64 array (1.4 GB for an hour at 50 kHz).
     events_all
         One row per detected event, columns :data:`EVENT_COLUMNS`, index 0..n-1; rows
         removed by hand have ``excluded`` True.
@@ -348,7 +357,7 @@ class DetectionResult:
     recording: Recording
     settings: DetectSettings
     model_metadata: dict = field(default_factory=dict)
-    prediction: np.ndarray | None = None
+    prediction: np.ndarray | LazyTrace | None = None
     events_all: pd.DataFrame = field(default_factory=empty_events)
     info: dict = field(default_factory=dict)
 
@@ -486,7 +495,19 @@ def _call_predict(recording: Recording, model: Any, settings: DetectSettings, pr
     params = inspect.signature(predict).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return np.asarray(predict(recording, model, **kwargs))
+    return _prediction_trace(predict(recording, model, **kwargs))
+
+
+def _prediction_trace(prediction: Any) -> np.ndarray | LazyTrace:
+    """The full-grid prediction as an array or a lazy trace, never a new trace-sized copy
+    of a lazy one: a :class:`~minidet.detection.predict.Prediction` gives its lazy
+    ``trace()`` when it has one (its values otherwise)."""
+    if isinstance(prediction, (np.ndarray, LazyTrace)):
+        return prediction
+    trace = getattr(prediction, "trace", None)
+    if callable(trace):
+        return trace()
+    return np.asarray(prediction)
 
 
 def detect(
@@ -511,8 +532,10 @@ def detect(
     settings
         :class:`DetectSettings`; ``None`` -> defaults with the model's metadata.
     prediction
-        A prediction trace already computed for this recording (on its sample grid);
-        the model is then only asked for its metadata, and may be unavailable.
+        A prediction trace already computed for this recording (on its sample grid): an
+        array, a :class:`~minidet.recording.LazyTrace` or a
+        :class:`~minidet.detection.predict.Prediction`; the model is then only asked for
+        its metadata, and may be unavailable.
     progress
         Show a progress bar during prediction.
     method
@@ -559,8 +582,8 @@ def detect(
     if prediction is None:
         prediction = _call_predict(recording, model_obj, resolved, progress)
     else:
-        prediction = np.asarray(prediction)
-        if prediction.ndim != 1 or prediction.size > recording.n_samples:
+        prediction = _prediction_trace(prediction)
+        if prediction.ndim != 1 or len(prediction) > recording.n_samples:
             raise ParameterError(
                 f"prediction must be 1-D and no longer than the recording ({recording.n_samples} samples), "
                 f"got shape {prediction.shape}"
@@ -586,6 +609,16 @@ def _detect_classic(recording: Recording, method: str, method_settings: Any, set
     from ..classic import detect_events, make_settings
 
     resolved = resolve_settings(settings, {}, overrides, None)
+    original = recording  # the result keeps the recording as given (lazy stays lazy)
+    if recording.is_lazy:
+        if recording.n_samples > CLASSIC_MAX_LAZY_SAMPLES:
+            raise ParameterError(
+                f"the classic method {method!r} needs the whole trace in memory, and this recording is read "
+                f"on demand and long ({recording.n_samples} samples, {recording.duration_s:.0f} s; at most "
+                f"{CLASSIC_MAX_LAZY_SAMPLES} samples are read in for it); use the model (method 'miniml') "
+                "or cut the recording into shorter pieces"
+            )
+        recording = recording.in_memory()
     if method_settings is None or isinstance(method_settings, dict):
         method_settings = make_settings(method, {"event_direction": resolved.event_direction,
                                                  **(method_settings or {})})
@@ -598,5 +631,5 @@ def _detect_classic(recording: Recording, method: str, method_settings: Any, set
     table = _events_table(recording, positions, scores, kinetics, resolved.window_size)
     info = {"method": method, "method_settings": asdict(found.settings), "criterion_threshold": found.threshold,
             **found.info}
-    return DetectionResult(recording=recording, settings=resolved, model_metadata={"name": method},
+    return DetectionResult(recording=original, settings=resolved, model_metadata={"name": method},
                            prediction=None, events_all=table, info=info)

@@ -48,7 +48,7 @@ from ..errors import ParameterError
 from ..recording import Recording
 from ..detection.locate import _check_hann_size, _filter_margin, analysis_filter, direction_sign, filter_range
 
-__all__ = ["MeasureSettings", "KINETICS_COLUMNS", "event_windows", "measure_events"]
+__all__ = ["MeasureSettings", "KINETICS_COLUMNS", "GATHER_SPAN", "gather_windows", "event_windows", "measure_events"]
 
 #: columns of the table :func:`measure_events` returns, in order
 KINETICS_COLUMNS = (
@@ -130,6 +130,40 @@ class MeasureSettings:
 
 
 # ---------------------------------------------------------------------------- windows
+#: at most this many samples are read at once when windows are cut from a lazy recording
+GATHER_SPAN = 1 << 22
+
+
+def gather_windows(samples, starts: np.ndarray, length: int, *, span: int | None = None) -> np.ndarray:
+    """``samples[starts[i] + arange(length)]`` as a ``(len(starts), length)`` float64 array.
+
+    ``samples`` is an array, or a lazy trace (:class:`~minidet.recording.LazyTrace`): then
+    the windows are read in groups of neighbours, each group's samples read once and at
+    most ``span`` samples (default :data:`GATHER_SPAN`; or one window) at a time, never
+    the whole trace. Every index must lie inside the trace; ``starts`` in any order.
+    """
+    span = GATHER_SPAN if span is None else int(span)
+    starts = np.asarray(starts, dtype=np.int64)
+    offsets = np.arange(length)
+    if isinstance(samples, np.ndarray):
+        return samples[starts[:, None] + offsets[None, :]]
+    out = np.empty((starts.size, length), dtype=np.float64)
+    if starts.size == 0:
+        return out
+    order = np.argsort(starts, kind="stable")
+    s = starts[order]
+    i = 0
+    while i < s.size:
+        # the longest run of windows whose samples fit in one read of `span`
+        j = int(np.searchsorted(s, s[i] + max(span - length, 0), side="right"))
+        j = max(j, i + 1)
+        lo, hi = int(s[i]), int(s[j - 1]) + length
+        piece = np.asarray(samples[lo:hi], dtype=np.float64)
+        out[order[i:j]] = piece[(s[i:j] - lo)[:, None] + offsets[None, :]]
+        i = j
+    return out
+
+
 def event_windows(
     recording: Recording,
     starts: np.ndarray,
@@ -161,11 +195,10 @@ def event_windows(
         return analysis_filter(seg, hann_size=hann, cutoff_hz=cutoff, sampling_rate=recording.sampling_rate)
 
     interior = (starts - margin >= 0) & (starts + length + margin <= n)
-    offsets = np.arange(-margin, length + margin)
     idx = np.flatnonzero(interior)
     for b in range(0, idx.size, batch):
         rows = idx[b : b + batch]
-        block = x[starts[rows, None] + offsets[None, :]]
+        block = gather_windows(x, starts[rows] - margin, length + 2 * margin)
         out[rows] = fn(block)[:, margin : margin + length]
     for row in np.flatnonzero(~interior):
         s = int(starts[row])

@@ -16,6 +16,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from ..errors import ParameterError
 from ..recording import Recording
+from .kinetics import gather_windows
 
 __all__ = [
     "STAT_MEASURES",
@@ -76,9 +77,18 @@ def cut_waveforms(
     time_s = offsets / recording.sampling_rate
     if pos.size == 0:
         return time_s, np.zeros((0, offsets.size))
+    n = recording.n_samples
     idx = pos[:, None] + offsets[None, :]
-    inside = (idx >= 0) & (idx < recording.n_samples)
-    waves = recording.samples[np.clip(idx, 0, recording.n_samples - 1)]
+    inside = (idx >= 0) & (idx < n)
+    whole = (pos - pre >= 0) & (pos + post <= n)
+    waves = np.empty(idx.shape, dtype=np.float64)
+    # windows inside the trace are read in groups (a lazy recording is never read whole);
+    # the few at its ends sample by sample, clipped
+    waves[whole] = gather_windows(recording.samples, pos[whole] - pre, pre + post)
+    for row in np.flatnonzero(~whole).tolist():
+        lo, hi = max(0, int(pos[row]) - pre), min(n, int(pos[row]) + post)
+        piece = recording.read(lo, hi) if hi > lo else np.zeros(1)
+        waves[row] = piece[np.clip(idx[row], lo, max(hi - 1, lo)) - lo] if hi > lo else np.nan
     waves = waves - np.asarray(baselines, dtype=np.float64)[:, None]
     waves[~inside] = np.nan
     return time_s, waves
