@@ -13,7 +13,9 @@ Methods, side by side:
   epochs and extrapolated to ``--epochs`` (it is slow).
 * ``minidet, no cache``: ``train_model(..., cache_features=False)``: the whole network every
   epoch (to separate the gain of caching from the rest of the loop).
-* ``minidet``: ``train_model`` as shipped: the frozen conv stack runs once per window.
+* ``minidet``: ``train_model`` as shipped: the frozen conv stack runs once per window; with
+  two threads the LSTM's two directions run at the same time, one per thread
+  (``minidet.train.fast_lstm.TwoThreadBiLSTM``), with one thread plain ``nn.LSTM``.
 * ``keras``: miniML's recipe in TensorFlow/Keras (conv and batch-norm layers frozen,
   ``model.fit``), run with ``--keras-python`` (a Python with TensorFlow, e.g. the one from
   benchmarks/setup_miniml_venv.sh); skipped when that Python is missing.
@@ -257,16 +259,20 @@ def main() -> None:
             rows.append(("keras (miniML recipe, TF 2.15, model.fit)", "tf", r["seconds"],
                          r["seconds"] / args.epochs, r["accuracy"], r["val_loss"]))
 
+    keras_total = next((row[2] for row in rows if row[1] == "tf"), None)
     print(f"\n{'method':<52} {'threads':>7} {'total s':>8} {'s/epoch':>8} {'held-out acc':>12} "
-          f"{'best val loss':>13} {'vs 80 s':>8}")
+          f"{'best val loss':>13} {'vs 80 s':>8} {'vs keras':>8}")
     for name, threads, total, per, acc, loss in rows:
         acc_s = "-" if acc is None else f"{acc:.3f}"
         loss_s = "-" if loss is None else f"{loss:.5f}"
+        vs_keras = "-" if keras_total is None else f"{keras_total / total:.1f}x"
         print(f"{name:<52} {threads!s:>7} {total:8.1f} {per:8.2f} {acc_s:>12} {loss_s:>13} "
-              f"{REFERENCE_SECONDS / total:7.1f}x")
+              f"{REFERENCE_SECONDS / total:7.1f}x {vs_keras:>8}")
     print(f"{'miniML documentation (CPU, 1000 windows)':<52} {'-':>7} {REFERENCE_SECONDS:8.1f}")
     print("\ntotal s for the plain loop is extrapolated from the epochs it ran; minidet's totals "
-          "include caching the conv features and validation every epoch.")
+          "include caching the conv features and validation every epoch; with 2 threads minidet "
+          "runs the LSTM's two directions in parallel, one thread each (fast_lstm.TwoThreadBiLSTM). "
+          f"vs keras: Keras' total / the row's total (load average now {os.getloadavg()[0]:.1f}).")
 
 
 if __name__ == "__main__":

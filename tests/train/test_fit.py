@@ -230,6 +230,22 @@ def test_transfer_learning_cached_equals_uncached_and_is_deterministic():
     assert runs[0].network.dropout_rate == 0.5
 
 
+def test_transfer_learning_with_two_threads_is_deterministic_and_matches_one():
+    # Two threads: the LSTM's directions run in parallel (fast_lstm.TwoThreadBiLSTM).
+    x, y = synthetic(12, length=600, seed=2)
+    base = load_model("gc")
+    runs = [train_model((x, y), base=base, settings=TrainSettings(**{**FAST_TL, "num_threads": t}),
+                        progress=False) for t in (2, 2, 1)]
+    h = [r.history for r in runs]
+    assert h[0]["loss"] == h[1]["loss"] and h[0]["val_loss"] == h[1]["val_loss"]
+    np.testing.assert_allclose(h[0]["loss"], h[2]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h[0]["val_loss"], h[2]["val_loss"], rtol=1e-4)
+    assert torch.get_num_threads() == 1  # restored
+    sd0, sd2 = runs[0].network.state_dict(), runs[2].network.state_dict()
+    torch.testing.assert_close(sd0["lstm.weight_hh_l0_reverse"], sd2["lstm.weight_hh_l0_reverse"],
+                               rtol=1e-4, atol=1e-6)
+
+
 def test_interrupt_keeps_best_model():
     x, y = synthetic(12, length=600, seed=3)
 

@@ -22,10 +22,12 @@ differs from the training direction.
 Speed: during transfer learning the frozen convolution stack gives the same output for a
 window in every epoch, so it runs once per window and its output (80 x 50 values for a
 600-sample window) is cached; each epoch then runs only the LSTM and dense layers, which
-then take nearly all the time (the LSTM's backward pass as much as its forward pass). On a
-busy machine, OpenMP threads that spin while waiting make two threads many times slower than
-one; ``minidet train`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (see
-:class:`TrainSettings` ``num_threads``).
+then take nearly all the time (the LSTM's backward pass as much as its forward pass). With
+two threads or more on a CPU, the LSTM's two directions run at the same time, one per thread
+(:class:`~minidet.train.fast_lstm.TwoThreadBiLSTM`; ``nn.LSTM`` itself runs them one after the
+other and gains nothing from a second thread at batch 64). On a busy machine, OpenMP threads
+that spin while waiting make two threads many times slower than one; ``minidet train`` sets
+``OMP_WAIT_POLICY=PASSIVE`` before torch loads (see :class:`TrainSettings` ``num_threads``).
 
 A run is deterministic for a given seed, device and thread count. Ctrl-C (KeyboardInterrupt)
 ends training after the current batch and keeps the best weights so far.
@@ -54,6 +56,7 @@ from ..errors import ParameterError
 from ..model.modelfile import (DIRECTIONS, FILE_SUFFIX, ModelMetadata, network_from_hyperparameters,
                                save_model_file)
 from ..model.network import MiniMLNet, minmax_scale
+from .fast_lstm import TwoThreadBiLSTM
 from .metrics import ClassificationMetrics, evaluate
 
 logger = logging.getLogger(__name__)
@@ -147,9 +150,11 @@ class TrainSettings:
         Transfer learning only: compute the frozen convolution stack once per window (True).
         False runs the whole network every epoch (same result, slower; for comparison).
     num_threads : int, optional
-        CPU threads for torch during training (restored afterwards); None leaves torch's. On
-        a busy machine, spinning OpenMP threads make two threads much slower than one: set
-        ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported (``minidet train`` does) or use 1.
+        CPU threads for torch during training (restored afterwards); None leaves torch's. With
+        two or more, transfer learning on a CPU runs the LSTM's two directions in parallel,
+        one thread each (same results to float32 rounding). On a busy machine, spinning
+        OpenMP threads make two threads much slower than one: set ``OMP_WAIT_POLICY=PASSIVE``
+        before torch is imported (``minidet train`` does) or use 1.
     """
 
     learning_rate: float | None = None
@@ -506,14 +511,20 @@ def conv_features(network: MiniMLNet, windows: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def head_logits(network: MiniMLNet, features: torch.Tensor) -> torch.Tensor:
+def head_logits(network: MiniMLNet, features: torch.Tensor,
+                bilstm: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Logits from convolution features: LSTM input dropout, BiLSTM (summed), dense layers.
 
     Mirrors :meth:`MiniMLNet.logits` after the convolution blocks (a test checks that they
-    agree), so that the cached convolution output can be fed in directly.
+    agree), so that the cached convolution output can be fed in directly. ``bilstm``, if
+    given, replaces ``network.lstm``: it takes (n, length, channels) and returns ``h_n``
+    (e.g. a :class:`~minidet.train.fast_lstm.TwoThreadBiLSTM` of ``network.lstm``).
     """
-    x = network.lstm_input_dropout(features)
-    _, (h_n, _) = network.lstm(x.transpose(1, 2).contiguous())
+    x = network.lstm_input_dropout(features).transpose(1, 2).contiguous()
+    if bilstm is None:
+        _, (h_n, _) = network.lstm(x)
+    else:
+        h_n = bilstm(x)
     x = h_n[0] + h_n[1]
     x = network.dropout(network.dense_act(network.dense(x)))
     return network.out(x).squeeze(-1)
@@ -740,10 +751,16 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
     if cached:
         network.eval()
         in_train, in_val = _batched_features(network, x_train), _batched_features(network, x_val)
-        forward = lambda inputs: head_logits(network, inputs)  # noqa: E731
     else:
         in_train, in_val = x_train, x_val
-        forward = lambda inputs: head_logits(network, conv_features(network, inputs))  # noqa: E731
+    # Transfer learning on a CPU with two threads or more: the LSTM's two directions run at
+    # the same time, one per thread, each with one intra-op thread (see fast_lstm).
+    two_threads = transfer and device.type == "cpu" and torch.get_num_threads() >= 2
+    bilstm = TwoThreadBiLSTM(network.lstm) if two_threads else None
+    if cached:
+        forward = lambda inputs: head_logits(network, inputs, bilstm)  # noqa: E731
+    else:
+        forward = lambda inputs: head_logits(network, conv_features(network, inputs), bilstm)  # noqa: E731
 
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     n = in_train.shape[0]
@@ -757,7 +774,10 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
         from tqdm.auto import tqdm
 
         bar = tqdm(total=settings.max_epochs, desc="training", unit="epoch", leave=True)
+    threads_before = torch.get_num_threads()
     try:
+        if two_threads:
+            torch.set_num_threads(1)
         for epoch in range(1, settings.max_epochs + 1):
             t0 = time.perf_counter()
             _set_train_mode(network, transfer)
@@ -804,6 +824,9 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
         interrupted = True
         logger.warning("training interrupted; keeping the best model so far (epoch %d)", best_epoch)
     finally:
+        torch.set_num_threads(threads_before)
+        if bilstm is not None:
+            bilstm.close()
         if bar is not None:
             bar.close()
     network.load_state_dict(best_state)
