@@ -205,3 +205,23 @@ def test_chunk_size_is_validated(public30):
         locate_events(rec, pred, SETTINGS, chunk_size=0)
     with pytest.raises(ParameterError, match="chunk_size"):
         candidate_regions(pred, SETTINGS, chunk_size=1.5)
+
+
+def test_threshold_median_and_mad_in_one_pass_or_exact_after_a_miss(public30, monkeypatch):
+    rec, pred = public30
+    regions = scipy_regions(pred, SETTINGS)
+    whole = smoothed_gradient(rec, SETTINGS)
+    expected = gradient_threshold(whole, regions, 4.0)
+    calls = []
+    real = locate.exact_median
+    monkeypatch.setattr(locate, "exact_median", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # a fair sample: median and MAD both come from the one pass
+    assert gradient_threshold(whole, regions, 4.0, chunk_size=50_000) == expected
+    assert calls == []
+    # misleading samples: the brackets miss, extra passes still give the exact values
+    real_sample = locate._threshold_sample
+    for shift, scale in ((1e6, 1.0), (0.0, 50.0), (0.0, 0.01)):
+        monkeypatch.setattr(locate, "_threshold_sample",
+                            lambda *a, s=shift, k=scale, **kw: real_sample(*a, **kw) * k + s)
+        assert gradient_threshold(whole, regions, 4.0, chunk_size=50_000) == expected
+    assert len(calls) >= 3

@@ -21,9 +21,11 @@ Hour-long recordings: every step works in bounded memory and gives the whole-tra
 result exactly. The prediction (which may be lazy) is walked in chunks: local maxima
 from runs of equal values carried across chunk borders, prominences from the minima
 between peaks, widths from a window around each peak. The derivative is never held
-whole: each value comes from its fixed block, the threshold's median and MAD are
-selected exactly in two passes each (:func:`exact_median`), and the steepest rises are
-searched on the regions' blocks only.
+whole: each value comes from its fixed block, and one walk over it selects the
+threshold's median and MAD exactly (brackets from a sample spread over the trace; the
+values inside them kept, the others counted; another pass only when a bracket misses,
+see :func:`exact_median`) while keeping, for each search region, only its derivative
+peaks until the threshold picks among them.
 
 :func:`locate_events` runs all five. Positions are sample indices of the recording.
 """
@@ -51,6 +53,8 @@ __all__ = [
     "candidate_regions",
     "smoothed_gradient",
     "gradient_threshold",
+    "exact_median",
+    "GRADIENT_BLOCK",
     "steepest_rise_positions",
     "merge_near_duplicates",
     "locate_events",
@@ -564,6 +568,14 @@ class _GradientSource:
         return filter_range(self.x, start, stop, self.fn, self.margin)
 
 
+class _GradientTrace(LazyTrace):
+    """The lazy derivative; its source also gives quick estimates (:meth:`_GradientSource.approx`)."""
+
+    def __init__(self, source: _GradientSource) -> None:
+        super().__init__(source.n, source.read, "smoothed gradient")
+        self.source = source
+
+
 def smoothed_gradient(
     recording: Recording, settings: LocateSettings, *, chunk_size: int = GRADIENT_BLOCK, lazy: bool = False
 ) -> np.ndarray | LazyTrace:
@@ -579,9 +591,7 @@ def smoothed_gradient(
         raise ParameterError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     source = _GradientSource(recording, settings, chunk_size)
     if lazy:
-        trace = LazyTrace(source.n, source.read, "smoothed gradient")
-        trace._gradient_source = source  # estimates for gradient_threshold
-        return trace
+        return _GradientTrace(source)
     out = np.empty(source.n, dtype=np.float64)
     for j in range(0, -(-source.n // source.block)):
         start = j * source.block
@@ -620,6 +630,88 @@ def _stretch_values(piece: np.ndarray, start: int, lo: np.ndarray, hi: np.ndarra
     return piece[count == 1] if count.max() <= 1 else np.repeat(piece, count)
 
 
+def _bracket(srt: np.ndarray, k1: int, n_values: int, slack: float) -> tuple[float, float]:
+    """Values of the sorted sample around rank ``k1`` of ``n_values``: a bracket that
+    likely holds it (``slack`` plus 4 standard errors either side of the rank)."""
+    m = srt.size
+    if m == 0 or slack >= 1:
+        return -math.inf, math.inf
+    p = (k1 + 0.5) / n_values
+    d = slack + 4 * math.sqrt(p * (1 - p) / m) + 2 / m
+    i_lo = int(math.floor((p - d) * m))
+    i_hi = int(math.ceil((p + d) * m))
+    return (float(srt[i_lo]) if i_lo >= 0 else -math.inf), (float(srt[i_hi]) if i_hi < m else math.inf)
+
+
+def _middle(values: np.ndarray, below: int, n_values: int) -> float | None:
+    """``np.median`` of all ``n_values`` values, given ``below`` of them smaller than every
+    one of ``values`` and the rest larger; None when the middle is not in ``values``."""
+    k1, k2 = (n_values - 1) // 2, n_values // 2
+    if not (below <= k1 and below + values.size > k2):
+        return None
+    ranks = sorted({k1 - below, k2 - below})
+    part = np.partition(values, ranks)
+    # np.median: the mean of the middle one (odd count) or two (even count)
+    return float(np.mean(part[[k1 - below, k2 - below]] if k2 != k1 else part[[k1 - below]]))
+
+
+class _Selector:
+    """One pass of :func:`exact_median`: counts the values below ``[lo, hi]`` and keeps those inside."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.below = self.total = self.nans = 0
+        self.kept: list[np.ndarray] = []
+
+    def feed(self, vals: np.ndarray) -> None:
+        self.total += vals.size
+        self.nans += int(np.count_nonzero(np.isnan(vals)))
+        if self.lo == -math.inf and self.hi == math.inf:
+            self.kept.append(np.array(vals, dtype=np.float64, copy=True))
+            return
+        lt = vals < self.lo
+        self.below += int(np.count_nonzero(lt))
+        self.kept.append(vals[~lt & (vals <= self.hi)])
+
+    def median(self, n_values: int) -> float | None:
+        if self.total != n_values:
+            raise ParameterError(f"expected {n_values} values, the pieces held {self.total}")
+        if self.nans:
+            return math.nan  # as np.median
+        inner = np.concatenate(self.kept) if self.kept else np.zeros(0)
+        self.kept = []
+        return _middle(inner, self.below, n_values)
+
+
+class _DeviationZone:
+    """The MAD in the same pass as the median: with the median known to lie in
+    ``[lo, hi]`` and the MAD likely in ``[tl, th]``, every value either surely deviates
+    less than ``tl`` (counted), surely more than ``th`` (ignored), or is kept; the kept
+    ones' deviations from the exact median then give the MAD exactly, or None when it
+    lies outside ``[tl, th]``."""
+
+    def __init__(self, lo: float, hi: float, tl: float, th: float) -> None:
+        self.tl, self.th = tl, th
+        eps = 1e-9 * (abs(lo) + abs(hi) + th) + 1e-300  # far above the rounding of g - median
+        self.in_lo, self.in_hi = hi - tl + eps, lo + tl - eps
+        self.out_lo, self.out_hi = lo - th - eps, hi + th + eps
+        self.n_in = 0
+        self.kept: list[np.ndarray] = []
+
+    def feed(self, vals: np.ndarray) -> None:
+        inside = (vals > self.in_lo) & (vals < self.in_hi)
+        self.n_in += int(np.count_nonzero(inside))
+        self.kept.append(vals[~inside & (vals >= self.out_lo) & (vals <= self.out_hi)])
+
+    def mad(self, median: float, n_values: int) -> float | None:
+        z = np.concatenate(self.kept) if self.kept else np.zeros(0)
+        self.kept = []
+        dev = np.subtract(z, median)
+        np.abs(dev, out=dev)
+        below = self.n_in + int(np.count_nonzero(dev < self.tl))
+        return _middle(dev[(dev >= self.tl) & (dev <= self.th)], below, n_values)
+
+
 def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, sample: np.ndarray | None = None,
                  *, slack: float = 0.004) -> float:
     """``np.median`` of ``n_values`` values that come in pieces (``chunks()`` yields them,
@@ -633,45 +725,17 @@ def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, samp
     """
     if n_values < 1:
         raise ParameterError("the median of no values is undefined")
-    k1, k2 = (n_values - 1) // 2, n_values // 2
     srt = np.sort(np.asarray(sample, dtype=np.float64)) if sample is not None else np.zeros(0)
     srt = srt[np.isfinite(srt)]
+    k1 = (n_values - 1) // 2
     d = slack
     while True:
-        m = srt.size
-        if m == 0 or d >= 1:
-            lo_v, hi_v = -np.inf, np.inf
-        else:
-            p = (k1 + 0.5) / n_values
-            d_eff = d + 4 * math.sqrt(p * (1 - p) / m) + 2 / m
-            i_lo = int(math.floor((p - d_eff) * m))
-            i_hi = int(math.ceil((p + d_eff) * m))
-            lo_v = float(srt[i_lo]) if i_lo >= 0 else -np.inf
-            hi_v = float(srt[i_hi]) if i_hi < m else np.inf
-        below = 0
-        total = 0
-        nans = 0
-        kept: list[np.ndarray] = []
+        sel = _Selector(*_bracket(srt, k1, n_values, d))
         for vals in chunks():
-            total += vals.size
-            nans += int(np.count_nonzero(np.isnan(vals)))
-            if lo_v == -np.inf and hi_v == np.inf:
-                kept.append(np.array(vals, dtype=np.float64, copy=True))
-                continue
-            lt = vals < lo_v
-            below += int(np.count_nonzero(lt))
-            inside = vals[~lt & (vals <= hi_v)]
-            kept.append(inside)
-        if total != n_values:
-            raise ParameterError(f"expected {n_values} values, the pieces held {total}")
-        if nans:
-            return math.nan  # as np.median
-        inner = np.concatenate(kept) if kept else np.zeros(0)
-        if below <= k1 and below + inner.size > k2:
-            part = np.partition(inner, sorted({k1 - below, k2 - below}))
-            mids = part[[k1 - below, k2 - below]] if k2 != k1 else part[[k1 - below]]
-            return float(np.mean(mids))
-        del inner, kept
+            sel.feed(vals)
+        med = sel.median(n_values)
+        if med is not None:
+            return med
         d = d * 8 if d > 0 else 0.01
 
 
@@ -679,7 +743,7 @@ def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: i
                       piece: int = 4096) -> np.ndarray:
     """About ``pieces * piece`` derivative values spread over the event-free stretches, for
     the brackets of :func:`exact_median` (estimates: any rounding is fine)."""
-    source = getattr(grad, "_gradient_source", None)
+    source = grad.source if isinstance(grad, _GradientTrace) else None
     read = source.approx if source is not None else (lambda a, b: np.asarray(grad[a:b], dtype=np.float64))
     whole = n <= pieces * piece
     if source is not None and n <= source.block * source.cache_blocks:
@@ -692,32 +756,19 @@ def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: i
     return np.concatenate(out)
 
 
-def gradient_threshold(gradient, regions: Regions, multiplier: float = 4.0, *,
-                       chunk_size: int | None = None) -> float:
-    """Median + ``multiplier`` * 1.4826 * MAD of the derivative outside the search regions.
-
-    Like miniML's ``np.split`` at ``[s0, e0, s1, e1, ...]``, the event-free stretches are
-    ``[0, s0)``, ``[e0, s1)``, ... ``[e_last, n)``. ``gradient`` is an array, or a lazy
-    trace (:func:`smoothed_gradient` with ``lazy=True``, or anything 1-D with ``len`` and
-    slicing); a lazy one, or any with ``chunk_size`` given, is walked in pieces of
-    ``chunk_size`` samples (default :data:`GRADIENT_BLOCK`) and the median and MAD are
-    selected exactly (:func:`exact_median`): the same number as the whole-array way.
-    """
+def _streamed_threshold(gradient, regions: Regions, multiplier: float, step: int,
+                        visit: Callable[[int, np.ndarray], None] | None = None,
+                        span: tuple[int, int] | None = None) -> float:
+    """:func:`gradient_threshold` of a gradient walked in pieces of ``step`` samples:
+    median and MAD selected exactly, both in one pass when the sample's brackets hold
+    them (more passes otherwise). ``visit(start, piece)`` sees every piece of that pass,
+    which covers at least ``span``."""
     n = len(gradient)
     lo, hi = _event_free_stretches(n, regions)
-    if chunk_size is None and isinstance(gradient, np.ndarray):
-        # one copy of the event-free samples (views concatenated), then medians in place
-        vals = np.concatenate([gradient[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
-        med = float(np.median(vals, overwrite_input=True))
-        np.subtract(vals, med, out=vals)
-        np.abs(vals, out=vals)
-        mad = float(np.median(vals, overwrite_input=True))
-        return med + multiplier * 1.4826 * mad
-    step = GRADIENT_BLOCK if chunk_size is None else int(chunk_size)
-    if step < 1:
-        raise ParameterError(f"chunk_size must be >= 1, got {chunk_size!r}")
     n_values = int((hi - lo).sum())
     first, last = int(lo.min()), int(hi.max())
+    if span is not None:
+        first, last = min(first, max(0, span[0])), max(last, min(n, span[1]))
 
     def pieces(transform=None):
         def walk():
@@ -728,18 +779,152 @@ def gradient_threshold(gradient, regions: Regions, multiplier: float = 4.0, *,
         return walk
 
     sample = _threshold_sample(gradient, lo, hi, n)
-    med = exact_median(pieces(), n_values, sample)
+    srt = np.sort(sample)
+    k1 = (n_values - 1) // 2
+    sel = _Selector(*_bracket(srt, k1, n_values, 0.004))
+    zone = None
+    if srt.size and math.isfinite(sel.lo) and math.isfinite(sel.hi):
+        dev = np.sort(np.abs(srt - srt[min(srt.size - 1, (srt.size - 1) // 2)]))
+        tl, th = _bracket(dev, k1, n_values, 0.004)
+        if math.isfinite(th):
+            width = sel.hi - sel.lo
+            zone = _DeviationZone(sel.lo, sel.hi, max(0.0, tl - width) if math.isfinite(tl) else 0.0, th + width)
+    for start in range(first, last, step):
+        g = np.asarray(gradient[start : min(last, start + step)], dtype=np.float64)
+        if visit is not None:
+            visit(start, g)
+        vals = _stretch_values(g, start, lo, hi)
+        if vals.size:
+            sel.feed(vals)
+            if zone is not None:
+                zone.feed(vals)
+    med = sel.median(n_values)
+    if med is None:  # the bracket missed: passes of their own
+        med = exact_median(pieces(), n_values, sample, slack=0.032)
+    mad = zone.mad(med, n_values) if zone is not None and math.isfinite(med) else None
+    if mad is None:
 
-    def deviation(vals: np.ndarray) -> np.ndarray:
-        out = np.subtract(vals, med)
-        return np.abs(out, out=out)
+        def deviation(vals: np.ndarray) -> np.ndarray:
+            out = np.subtract(vals, med)
+            return np.abs(out, out=out)
 
-    mad = exact_median(pieces(deviation), n_values, deviation(sample))
+        mad = exact_median(pieces(deviation), n_values, deviation(sample))
     return med + multiplier * 1.4826 * mad
 
 
+def gradient_threshold(gradient, regions: Regions, multiplier: float = 4.0, *,
+                       chunk_size: int | None = None) -> float:
+    """Median + ``multiplier`` * 1.4826 * MAD of the derivative outside the search regions.
+
+    Like miniML's ``np.split`` at ``[s0, e0, s1, e1, ...]``, the event-free stretches are
+    ``[0, s0)``, ``[e0, s1)``, ... ``[e_last, n)``. ``gradient`` is an array, or a lazy
+    trace (:func:`smoothed_gradient` with ``lazy=True``, or anything 1-D with ``len`` and
+    slicing); a lazy one, or any with ``chunk_size`` given, is walked in pieces of
+    ``chunk_size`` samples (default :data:`GRADIENT_BLOCK`) and the median and MAD are
+    selected exactly (see :func:`exact_median`): the same number as the whole-array way.
+    """
+    n = len(gradient)
+    if chunk_size is None and isinstance(gradient, np.ndarray):
+        lo, hi = _event_free_stretches(n, regions)
+        # one copy of the event-free samples (views concatenated), then medians in place
+        vals = np.concatenate([gradient[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        med = float(np.median(vals, overwrite_input=True))
+        np.subtract(vals, med, out=vals)
+        np.abs(vals, out=vals)
+        mad = float(np.median(vals, overwrite_input=True))
+        return med + multiplier * 1.4826 * mad
+    step = GRADIENT_BLOCK if chunk_size is None else chunk_size
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ParameterError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    return _streamed_threshold(gradient, regions, multiplier, int(step))
+
+
+def _rise_candidates(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every local maximum of a region's derivative, its height and prominence, and the
+    arg-max: all :func:`_select_rises` needs once the threshold is known (scipy's
+    prominence of a peak does not depend on which other peaks are kept)."""
+    peaks, _ = signal.find_peaks(seg)
+    prom = signal.peak_prominences(seg, peaks)[0] if peaks.size else np.zeros(0)
+    return peaks, seg[peaks], prom, int(np.argmax(seg))
+
+
+def _select_rises(cand: tuple[np.ndarray, np.ndarray, np.ndarray, int], threshold: float,
+                  rel_prom_cutoff: float) -> np.ndarray:
+    """``find_peaks(seg, height=threshold, prominence=threshold)``, the overlapping-event
+    rule, and the arg-max when nothing is left."""
+    peaks, heights, prom, amax = cand
+    keep = (heights >= threshold) & (prom >= threshold)
+    peaks, prom = peaks[keep], prom[keep]
+    if peaks.size > 1:
+        peaks = peaks[prom >= rel_prom_cutoff * prom.max()]
+    if peaks.size == 0:
+        peaks = np.array([amax])
+    return peaks
+
+
+def _searched_regions(regions: Regions, settings: LocateSettings, n_prediction: int):
+    keep = (regions.starts > settings.window_size) & (regions.stops < n_prediction)
+    return regions.starts[keep], regions.stops[keep], regions.scores[keep]
+
+
+def _positions(starts, stops, scores, cands, threshold: float, settings: LocateSettings, n: int):
+    last_allowed = n - settings.edge_limit
+    positions: list[np.ndarray] = []
+    pos_scores: list[np.ndarray] = []
+    for start, stop, score, cand in zip(starts.tolist(), stops.tolist(), scores.tolist(), cands):
+        if cand is None:  # an empty region
+            continue
+        found = start + _select_rises(cand, threshold, settings.rel_prom_cutoff)
+        found = found[found < last_allowed]
+        positions.append(found)
+        pos_scores.append(np.full(found.size, score))
+    if not positions:
+        return np.zeros(0, np.int64), np.zeros(0)
+    pos = np.concatenate(positions).astype(np.int64)
+    sc = np.concatenate(pos_scores)
+    # first occurrence of each position keeps its score (miniML skips repeats)
+    uniq, first = np.unique(pos, return_index=True)
+    return uniq, sc[first]
+
+
+class _RegionCollector:
+    """Gathers each searched region's derivative from the pieces of a walk and keeps only
+    its :func:`_rise_candidates` (a few values) once it is complete."""
+
+    def __init__(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        self.starts, self.stops = starts, stops
+        self.cands: list = [None] * starts.size
+        self.buffers: dict[int, tuple[np.ndarray, list[int]]] = {}
+        self.todo = np.flatnonzero(stops > starts)
+        self.order = self.todo[np.argsort(starts[self.todo], kind="stable")]
+        self.next = 0  # regions in self.order before this one have been opened
+
+    def __call__(self, start: int, g: np.ndarray) -> None:
+        stop = start + g.size
+        # open the regions that start before this piece ends
+        while self.next < self.order.size and self.starts[self.order[self.next]] < stop:
+            i = int(self.order[self.next])
+            self.buffers[i] = (np.empty(int(self.stops[i] - self.starts[i])), [0])
+            self.next += 1
+        done = []
+        for i, (buf, filled) in self.buffers.items():
+            a, b = max(int(self.starts[i]), start), min(int(self.stops[i]), stop)
+            if b > a:
+                buf[a - int(self.starts[i]) : b - int(self.starts[i])] = g[a - start : b - start]
+                filled[0] += b - a
+            if filled[0] == buf.size:
+                self.cands[i] = _rise_candidates(buf)
+                done.append(i)
+        for i in done:
+            del self.buffers[i]
+
+    @property
+    def complete(self) -> bool:
+        return self.next == self.order.size and not self.buffers
+
+
 def steepest_rise_positions(
-    gradient: np.ndarray,
+    gradient,
     regions: Regions,
     threshold: float,
     settings: LocateSettings,
@@ -751,35 +936,14 @@ def steepest_rise_positions(
     Regions starting within ``window_size`` of the beginning or reaching past the end of
     the prediction trace are dropped, and so are positions within ``window_size +
     add_points`` of the end of the recording (their analysis window would not fit) --
-    miniML's border rule.
+    miniML's border rule. ``gradient``: an array or a lazy trace (only the regions are read).
     """
-    n = gradient.shape[0]
-    keep = (regions.starts > settings.window_size) & (regions.stops < n_prediction)
-    starts, stops, scores = regions.starts[keep], regions.stops[keep], regions.scores[keep]
-    last_allowed = n - settings.edge_limit
-    positions: list[np.ndarray] = []
-    pos_scores: list[np.ndarray] = []
-    for start, stop, score in zip(starts.tolist(), stops.tolist(), scores.tolist()):
-        seg = gradient[start:stop]
-        if seg.size == 0:
-            continue
-        peaks, props = signal.find_peaks(seg, height=threshold, prominence=threshold)
-        if peaks.size > 1:
-            prom = props["prominences"]
-            peaks = peaks[prom >= settings.rel_prom_cutoff * prom.max()]
-        if peaks.size == 0:
-            peaks = np.array([int(np.argmax(seg))])
-        found = start + peaks
-        found = found[found < last_allowed]
-        positions.append(found)
-        pos_scores.append(np.full(found.size, score))
-    if not positions:
-        return np.zeros(0, np.int64), np.zeros(0)
-    pos = np.concatenate(positions).astype(np.int64)
-    sc = np.concatenate(pos_scores)
-    # first occurrence of each position keeps its score (miniML skips repeats)
-    uniq, first = np.unique(pos, return_index=True)
-    return uniq, sc[first]
+    starts, stops, scores = _searched_regions(regions, settings, n_prediction)
+    cands = []
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        seg = np.asarray(gradient[start:stop], dtype=np.float64)
+        cands.append(_rise_candidates(seg) if seg.size else None)
+    return _positions(starts, stops, scores, cands, threshold, settings, len(gradient))
 
 
 def merge_near_duplicates(positions: np.ndarray, scores: np.ndarray, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -847,7 +1011,14 @@ def locate_events(
         )
     regions = candidate_regions(pred, settings, chunk_size=chunk_size)
     gradient = smoothed_gradient(recording, settings, chunk_size=GRADIENT_BLOCK, lazy=True)
-    thr = gradient_threshold(gradient, regions, settings.mad_multiplier, chunk_size=chunk_size)
-    pos, sc = steepest_rise_positions(gradient, regions, thr, settings, n_prediction=n_pred)
+    # one walk over the derivative: the threshold's median and MAD, and each searched
+    # region's derivative peaks (kept until the threshold is known)
+    starts, stops, scores = _searched_regions(regions, settings, n_pred)
+    collect = _RegionCollector(starts, stops)
+    span = (int(starts.min()), int(stops.max())) if starts.size else None
+    thr = _streamed_threshold(gradient, regions, settings.mad_multiplier, int(chunk_size), collect, span)
+    if not collect.complete:  # pragma: no cover - the walk covers every region
+        raise RuntimeError("internal error: a search region was not covered by the walk")
+    pos, sc = _positions(starts, stops, scores, collect.cands, thr, settings, len(gradient))
     pos, sc = merge_near_duplicates(pos, sc, settings.window_size / 100)
     return LocateResult(pos, sc, regions, thr, np.asarray(gradient) if keep_gradient else None)
