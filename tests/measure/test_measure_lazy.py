@@ -56,7 +56,8 @@ def test_measurements_of_a_lazy_recording_equal_in_memory(convolve_win, monkeypa
     )
 
 
-def test_cut_waveforms_of_a_lazy_recording_equal_in_memory():
+def test_cut_waveforms_of_a_lazy_recording_equal_in_memory(monkeypatch):
+    monkeypatch.setattr(kinetics, "GATHER_SPAN", 2_000)
     x = np.random.default_rng(1).normal(size=50_000)
     pos = np.array([10, 5_000, 5_100, 49_990])  # windows past both ends get NaN there
     bsl = np.array([0.1, -0.2, 0.3, 0.0])
@@ -68,3 +69,22 @@ def test_cut_waveforms_of_a_lazy_recording_equal_in_memory():
     assert np.isnan(w0[3, 210:]).all()
     # the in-memory result is the plain definition
     np.testing.assert_array_equal(w0[1], x[4_800:5_800] + 0.2)
+
+
+def test_mean_waveform_is_the_mean_of_the_waveforms_bit_for_bit(monkeypatch):
+    monkeypatch.setattr(kinetics, "GATHER_SPAN", 5_000)
+    from minidet.measure.summary import average_waveform, mean_waveform
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=60_000) * 7.3
+    pos = np.sort(rng.choice(np.arange(-50, 60_050), 700, replace=False))
+    bsl = rng.normal(size=pos.size)
+    rec = Recording(x, RATE)
+    t, waves = cut_waveforms(rec, pos, bsl, 200, 800)
+    expected = average_waveform(waves)
+    for batch in (1, 3, 256, 10_000):
+        t1, mean = mean_waveform(Recording(lazy(x, max_read=5_000), RATE), pos, bsl, 200, 800, batch=batch)
+        np.testing.assert_array_equal(t1, t)
+        np.testing.assert_array_equal(mean, expected)
+    _, empty = mean_waveform(rec, np.zeros(0, np.int64), np.zeros(0), 10, 20)
+    assert empty.shape == (30,) and np.isnan(empty).all()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import ParameterError
 from ..measure.kinetics import MeasureSettings, measure_events
-from ..measure.summary import average_mask, average_waveform, cut_waveforms, fit_decay_tau, non_overlapping, summarize
+from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
 from .locate import LocateSettings, _check_hann_size, direction_sign, locate_events
 
@@ -457,10 +457,9 @@ class DetectionResult:
         pre, post = self._default_window()
         kept = self.events
         mask = average_mask(kept["sample"].to_numpy(), self.settings.window_size)
-        t, waves = cut_waveforms(
-            self.recording, kept["sample"].to_numpy()[mask], kept["baseline"].to_numpy()[mask], pre, post
-        )
-        return t, average_waveform(waves)
+        # summed in batches (an hour's events need not be held as waveforms at once)
+        return mean_waveform(self.recording, kept["sample"].to_numpy()[mask], kept["baseline"].to_numpy()[mask],
+                             pre, post)
 
     def __repr__(self) -> str:
         return (

@@ -145,10 +145,13 @@ def gather_windows(samples, starts: np.ndarray, length: int, *, span: int | None
     span = GATHER_SPAN if span is None else int(span)
     starts = np.asarray(starts, dtype=np.int64)
     offsets = np.arange(length)
-    if isinstance(samples, np.ndarray):
-        return samples[starts[:, None] + offsets[None, :]]
     out = np.empty((starts.size, length), dtype=np.float64)
     if starts.size == 0:
+        return out
+    if isinstance(samples, np.ndarray):
+        rows = max(1, span // max(length, 1))  # index arrays of about `span` entries
+        for b in range(0, starts.size, rows):
+            out[b : b + rows] = samples[starts[b : b + rows, None] + offsets[None, :]]
         return out
     order = np.argsort(starts, kind="stable")
     s = starts[order]

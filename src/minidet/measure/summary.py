@@ -24,6 +24,7 @@ __all__ = [
     "average_mask",
     "cut_waveforms",
     "average_waveform",
+    "mean_waveform",
     "fit_decay_tau",
     "describe",
     "summarize",
@@ -78,20 +79,56 @@ def cut_waveforms(
     if pos.size == 0:
         return time_s, np.zeros((0, offsets.size))
     n = recording.n_samples
-    idx = pos[:, None] + offsets[None, :]
-    inside = (idx >= 0) & (idx < n)
+    bsl = np.asarray(baselines, dtype=np.float64)
     whole = (pos - pre >= 0) & (pos + post <= n)
-    waves = np.empty(idx.shape, dtype=np.float64)
-    # windows inside the trace are read in groups (a lazy recording is never read whole);
-    # the few at its ends sample by sample, clipped
-    waves[whole] = gather_windows(recording.samples, pos[whole] - pre, pre + post)
-    for row in np.flatnonzero(~whole).tolist():
-        lo, hi = max(0, int(pos[row]) - pre), min(n, int(pos[row]) + post)
-        piece = recording.read(lo, hi) if hi > lo else np.zeros(1)
-        waves[row] = piece[np.clip(idx[row], lo, max(hi - 1, lo)) - lo] if hi > lo else np.nan
-    waves = waves - np.asarray(baselines, dtype=np.float64)[:, None]
-    waves[~inside] = np.nan
+    # windows inside the trace are read in groups (a lazy recording is never read whole)
+    if whole.all():
+        waves = gather_windows(recording.samples, pos - pre, pre + post)
+    else:
+        waves = np.empty((pos.size, offsets.size), dtype=np.float64)
+        waves[whole] = gather_windows(recording.samples, pos[whole] - pre, pre + post)
+        # the few at its ends: what lies inside, NaN elsewhere
+        for row in np.flatnonzero(~whole).tolist():
+            idx = pos[row] + offsets
+            inside = (idx >= 0) & (idx < n)
+            waves[row] = np.nan
+            if inside.any():
+                lo, hi = int(idx[inside][0]), int(idx[inside][-1]) + 1
+                waves[row, inside] = recording.read(lo, hi)
+    waves -= bsl[:, None]
     return time_s, waves
+
+
+def mean_waveform(
+    recording: Recording,
+    positions: np.ndarray,
+    baselines: np.ndarray,
+    pre: int,
+    post: int,
+    *,
+    batch: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(time_s, average_waveform(cut_waveforms(...)))`` without holding every waveform:
+    ``batch`` events at a time, summed in event order as ``np.nanmean`` sums them, so the
+    numbers are the same to the last bit."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ParameterError(f"batch must be a positive integer, got {batch!r}")
+    pos = np.asarray(positions, dtype=np.int64)
+    bsl = np.asarray(baselines, dtype=np.float64)
+    time_s, _ = cut_waveforms(recording, pos[:0], bsl[:0], pre, post)
+    if pos.size == 0:
+        return time_s, np.full(time_s.size, np.nan)
+    total = np.zeros(time_s.size)
+    count = np.zeros(time_s.size, dtype=np.intp)
+    for b in range(0, pos.size, batch):
+        _, waves = cut_waveforms(recording, pos[b : b + batch], bsl[b : b + batch], pre, post)
+        nan = np.isnan(waves)
+        waves[nan] = 0.0
+        for row in waves:
+            total += row
+        count += (~nan).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return time_s, total / count
 
 
 def average_waveform(waves: np.ndarray) -> np.ndarray:
