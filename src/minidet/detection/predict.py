@@ -36,11 +36,17 @@ What minidet does differently, for speed and bounded memory:
 - On the CPU, batches are scored on one thread per core, each running single-threaded
   torch ops (:class:`~minidet.detection.scorer.WindowScorer`, an inference-only rewrite of
   the network); torch's own thread count is restored afterwards.
-- Windows are gathered batch by batch from the samples; with resampling the trace is
-  resampled block by block (polyphase filter, ``scipy.signal.resample_poly``, with margins
-  so that every block is bit-identical to a whole-trace run), never as a whole-trace FFT.
-  Memory holds the samples, the output and a few small per-window arrays, whatever the
-  recording's length.
+- The recording is walked from start to end, ``_SEGMENT_WINDOWS`` windows at a time (the
+  fast mode's window set does not depend on it; see :func:`fast_schedule`), so a progress
+  bar can show seconds of recording done and the time remaining.
+- Windows are gathered batch by batch from the samples, which may be a
+  :class:`~minidet.recording.LazyTrace` (read by slices covering only the windows asked
+  for); with resampling the trace is resampled block by block (polyphase filter,
+  ``scipy.signal.resample_poly``, with margins so that every block is bit-identical to a
+  whole-trace run), never as a whole-trace FFT. The result holds the strided scores only
+  (4 + 1 bytes per window: 45 MB for an hour at 50 kHz and stride 20);
+  :attr:`Prediction.values` is made on first access and :meth:`Prediction.trace` computes
+  any piece of it on demand.
 """
 
 from __future__ import annotations
@@ -50,13 +56,14 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..recording import Recording
+from ..recording import LazyTrace, Recording
 
 __all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict",
            "predict_recording"]
@@ -76,6 +83,8 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
 _PROGRESS_MIN_WINDOWS = 50_000
+#: windows per step of the walk along the recording (13 s at 50 kHz and stride 20)
+_SEGMENT_WINDOWS = 1 << 15
 
 
 def _is_int(value: Any) -> bool:
@@ -194,7 +203,10 @@ class PredictSettings:
 class Prediction:
     """Event probability of every window start of a recording.
 
-    ``np.asarray(prediction)`` is :attr:`values`.
+    ``np.asarray(prediction)`` is :attr:`values`. Only the strided :attr:`scores` are held;
+    the full-grid :attr:`values` (one float32 per sample, 720 MB for an hour at 50 kHz) are
+    made on first access and kept, and :meth:`trace` gives the same numbers piece by piece
+    without ever holding them all.
 
     Attributes
     ----------
@@ -202,9 +214,11 @@ class Prediction:
         ``values[j]``: probability that the window of ``window_size`` samples starting at
         sample ``j`` holds an event (at miniML's position in the window). Windows are scored
         every :attr:`stride` samples; values in between are linear interpolations, and the
-        last ``< stride`` samples, after the last scored window, repeat its score.
+        last ``< stride`` samples, after the last scored window, repeat its score. Computed
+        on first access (cached).
     window_starts : numpy.ndarray, float64, shape (n_windows,)
-        Sample (of the recording) where each scored window starts: ``k * stride``.
+        Sample (of the recording) where each scored window starts: ``k * stride`` (computed
+        on first access).
     scores : numpy.ndarray, float32, shape (n_windows,)
         Probability of each window at the stride (miniML's raw prediction); where
         :attr:`evaluated` is False, interpolated from scored neighbours (fast mode).
@@ -225,10 +239,12 @@ class Prediction:
         Whether the trace was inverted for scoring.
     mode : str
         ``"fast"`` or ``"full"``.
+    n_values : int
+        Length of :attr:`values`: ``n_samples - window_size + 1``.
+    up, down : int
+        The resampling factor as a reduced fraction ``up / down`` (1, 1 without resampling).
     """
 
-    values: np.ndarray
-    window_starts: np.ndarray
     scores: np.ndarray
     evaluated: np.ndarray
     window_size: int
@@ -238,12 +254,43 @@ class Prediction:
     sampling_rate: float
     inverted: bool
     mode: str
+    n_values: int
+    up: int = 1
+    down: int = 1
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        out = np.empty(self.n_values, dtype=np.float32)
+        block = 1 << 20
+        for j0 in range(0, self.n_values, block):
+            j1 = min(self.n_values, j0 + block)
+            out[j0:j1] = _fill_range(self.scores, j0, j1, self.model_stride, self.up, self.down)
+        return out
+
+    @cached_property
+    def window_starts(self) -> np.ndarray:
+        return np.arange(self.scores.size, dtype=np.float64) * self.stride
+
+    def values_range(self, start: int, stop: int) -> np.ndarray:
+        """``values[start:stop]`` (clipped) as float32, computed from the scores alone."""
+        start = max(0, min(int(start), self.n_values))
+        stop = max(start, min(int(stop), self.n_values))
+        cached = self.__dict__.get("values")
+        if cached is not None:
+            return cached[start:stop].copy()
+        return _fill_range(self.scores, start, stop, self.model_stride, self.up, self.down)
+
+    def trace(self) -> LazyTrace:
+        """:attr:`values` as a :class:`~minidet.recording.LazyTrace` (float64 of the same
+        float32 numbers), computed piece by piece from the scores for whatever is sliced."""
+        return LazyTrace(self.n_values, lambda a, b: self.values_range(a, b).astype(np.float64),
+                         description=f"prediction ({self.n_windows} windows every {self.stride:g} samples)")
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.values if dtype is None else self.values.astype(dtype)
 
     def __len__(self) -> int:
-        return int(self.values.size)
+        return int(self.n_values)
 
     @property
     def n_windows(self) -> int:
@@ -257,7 +304,7 @@ class Prediction:
     @property
     def time_s(self) -> np.ndarray:
         """Start time (s) of the window of each of :attr:`values`."""
-        return np.arange(self.values.size) / self.sampling_rate
+        return np.arange(self.n_values) / self.sampling_rate
 
     def miniml_layout(self) -> np.ndarray:
         """The scores as miniML's ``EventDetection.prediction`` lays them out (float64).
@@ -272,9 +319,34 @@ class Prediction:
         return np.interp(grid, np.arange(n), self.scores)
 
     def __repr__(self) -> str:
-        return (f"Prediction({self.values.size} samples, {self.n_windows} windows every "
+        return (f"Prediction({self.n_values} samples, {self.n_windows} windows every "
                 f"{self.stride:g} samples, {self.n_evaluated} scored, mode={self.mode!r}, "
                 f"window_size={self.window_size})")
+
+
+def _fill_range(scores: np.ndarray, j0: int, j1: int, model_stride: int, up: int, down: int) -> np.ndarray:
+    """Full-grid values ``[j0, j1)``: the scores (one every ``model_stride * down / up``
+    recording samples) linearly interpolated onto every window start, float32. Every element
+    depends only on its own index, so any cut into ranges gives the same numbers."""
+    n = scores.size
+    if j1 <= j0:
+        return np.zeros(0, dtype=np.float32)
+    if (model_stride * down) % up == 0:
+        s = (model_stride * down) // up
+        j = np.arange(j0, j1)
+        k = np.minimum(j // s, n - 1)
+        k1 = np.minimum(k + 1, n - 1)
+        frac = ((j - k * s) / s).astype(np.float32)
+        frac[k == n - 1] = 0.0
+        a = scores[k]
+        return a + (scores[k1] - a) * frac
+    step = model_stride * down / up
+    # the scores that bracket [j0, j1), with a margin; np.interp on them equals np.interp on all
+    k0 = max(0, int(j0 // step) - 2)
+    k1 = min(n, int(j1 // step) + 3)
+    starts = np.arange(k0, k1, dtype=np.float64) * step
+    return np.interp(np.arange(j0, j1, dtype=np.float64), starts,
+                     scores[k0:k1]).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------ geometry
@@ -360,8 +432,16 @@ class _WindowSource:
         """Windows starting at network samples ``idx * model_stride`` (idx ascending)."""
         plan = self.plan
         starts = idx.astype(np.int64) * plan.model_stride
-        if not plan.resampled:
+        if not plan.resampled and isinstance(self.x, np.ndarray):
             out = self.x[starts[:, None] + self.offsets].astype(np.float32)
+        elif not plan.resampled:
+            # a lazy trace: read each run of overlapping or adjacent windows as one slice
+            out = np.empty((idx.size, plan.input_size), dtype=np.float32)
+            breaks = np.flatnonzero(np.diff(starts) > plan.input_size) + 1
+            for rows in np.split(np.arange(idx.size), breaks):
+                a = int(starts[rows[0]])
+                piece = self.x[a:int(starts[rows[-1]]) + plan.input_size]
+                out[rows] = piece[(starts[rows] - a)[:, None] + self.offsets]
         else:
             out = np.empty((idx.size, plan.input_size), dtype=np.float32)
             blocks = starts // self.block
@@ -430,30 +510,26 @@ class _WindowSource:
 
 
 # ------------------------------------------------------------------------------ scoring
-def _dilate(hot: np.ndarray, reach: int, n: int) -> np.ndarray:
-    """Boolean mask of indices within ``reach`` of any index in ``hot``."""
-    marks = np.zeros(n + 1, dtype=np.int32)
-    np.add.at(marks, np.clip(hot - reach, 0, n), 1)
-    np.add.at(marks, np.clip(hot + reach + 1, 0, n), -1)
-    return np.cumsum(marks[:n]) > 0
-
-
 def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
-                   scores: np.ndarray, bar: Any, pool: Any = None) -> None:
-    parts = [idx[b:b + batch_size] for b in range(0, idx.size, batch_size)]
+                   scores: np.ndarray, pool: Any = None, workers: int = 1) -> None:
+    """Score windows ``idx`` into ``scores[idx]``, in batches of at most ``batch_size``, cut
+    into at least ``workers`` parts (when there are that many windows) so every thread works."""
+    n_parts = max(-(-idx.size // batch_size), min(workers, -(-idx.size // 8)))
+    parts = np.array_split(idx, n_parts) if n_parts > 1 else [idx]
 
-    def one(part: np.ndarray) -> int:
+    def one(part: np.ndarray) -> None:
         scores[part] = scorer(source.windows(part))
-        return part.size
 
-    done = map(one, parts) if pool is None else pool.map(one, parts)
-    for count in done:
-        if bar is not None:
-            bar.update(count)
+    if pool is None or len(parts) == 1:
+        for part in parts:
+            one(part)
+    else:
+        list(pool.map(one, parts))
 
 
 def fast_schedule(n_windows: int, coarse: int, refine: int, warm_threshold: float,
-                  refine_threshold: float, score: Any) -> tuple[np.ndarray, np.ndarray]:
+                  refine_threshold: float, score: Any, segment: int | None = None,
+                  done: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Which windows the fast mode scores, and their scores.
 
     Parameters
@@ -465,7 +541,14 @@ def fast_schedule(n_windows: int, coarse: int, refine: int, warm_threshold: floa
     warm_threshold, refine_threshold
         See :class:`PredictSettings`.
     score
-        ``score(idx) -> scores of windows idx`` (ascending int64 indices), float32.
+        ``score(idx) -> scores of windows idx`` (ascending int64 indices, never scored
+        before), float32.
+    segment
+        Windows per step of the walk along the recording (``None``: all at once). The set
+        of windows scored does not depend on it (see below); it bounds how far apart the
+        windows of one ``score`` call lie, and lets ``done`` report progress.
+    done
+        ``done(k)`` is called after the windows before ``k`` are final (``None``: not called).
 
     Returns
     -------
@@ -474,62 +557,81 @@ def fast_schedule(n_windows: int, coarse: int, refine: int, warm_threshold: floa
     scores : float32 array (n_windows,)
         Their scores; 0 elsewhere (the caller interpolates).
 
-    The steps: (1) every ``coarse``-th window and the last; (2) every ``refine``-th window
-    within ``coarse`` windows of a level-1 window above ``warm_threshold``; (3) the
-    neighbours of every window above ``refine_threshold``, repeated until no new window
-    exceeds it. ``benchmarks/predict_fast_mode.py`` replays this function on traces scored
-    in full to check that it misses nothing above 0.05.
+    The windows scored are the smallest set that holds (1) every ``coarse``-th window and
+    the last; (2) every ``refine``-th window within ``coarse`` windows of a level-1 window
+    above ``warm_threshold``; (3) both neighbours of every scored window above
+    ``refine_threshold``. The walk takes the recording ``segment`` windows at a time: level 1
+    up to ``coarse`` beyond the segment (all that level 2 inside it depends on), level 2
+    inside it, then the flood fill (3) from every scored window in it, wherever the fill
+    leads (also back into earlier segments). Every window it scores belongs to that
+    smallest set and the set it ends with is closed under (1)-(3), so it is the same set
+    whatever ``segment`` is. ``benchmarks/predict_fast_mode.py`` replays this function on
+    traces scored in full to check that it misses nothing above 0.05.
     """
     n = int(n_windows)
+    coarse = max(1, int(coarse))
+    refine = max(1, min(int(refine), coarse))
     scores = np.zeros(n, dtype=np.float32)
     evaluated = np.zeros(n, dtype=bool)
+    seg = n if segment is None else max(1, int(segment))
 
     def run(idx: np.ndarray) -> None:
-        scores[idx] = score(idx)
-        evaluated[idx] = True
+        idx = idx[~evaluated[idx]]
+        if idx.size:
+            scores[idx] = score(idx)
+            evaluated[idx] = True
 
-    todo = np.unique(np.r_[np.arange(0, n, coarse), n - 1])
-    run(todo)
-    if refine < coarse:
-        warm = todo[scores[todo] > warm_threshold]
-        if warm.size:
-            grid = np.arange(0, n, refine)
-            level2 = grid[_dilate(warm, coarse, n)[grid] & ~evaluated[grid]]
-            if level2.size:
-                run(level2)
-        todo = np.flatnonzero(evaluated)
-    # flood fill: runs of windows above refine_threshold at least `refine` windows long hold
-    # a grid window, so each is found wherever the grid was scored, and then scored in full
-    while todo.size:
-        hot = todo[scores[todo] > refine_threshold]
-        if hot.size == 0:
-            break
-        todo = np.flatnonzero(_dilate(hot, 1, n) & ~evaluated)
-        if todo.size:
+    def level1(a: int, b: int) -> np.ndarray:  # level-1 windows in [a, b)
+        idx = np.arange(-(-a // coarse) * coarse, b, coarse, dtype=np.int64)
+        return np.r_[idx, n - 1] if a <= n - 1 < b and (n - 1) % coarse else idx
+
+    l1_end = 0  # level 1 is scored on [0, l1_end)
+    for s0 in range(0, n, seg):
+        s1 = min(n, s0 + seg)
+        hi = min(n, s1 + coarse + 1)
+        if hi > l1_end:
+            run(level1(l1_end, hi))
+            l1_end = hi
+        if refine < coarse:
+            near = level1(max(0, s0 - coarse), hi)
+            warm = near[scores[near] > warm_threshold]
+            if warm.size:
+                grid = np.arange(-(-s0 // refine) * refine, s1, refine, dtype=np.int64)
+                # distance from each grid window to the nearest warm level-1 window
+                pos = np.searchsorted(warm, grid)
+                left = np.abs(grid - warm[np.maximum(pos - 1, 0)])
+                right = np.abs(warm[np.minimum(pos, warm.size - 1)] - grid)
+                run(grid[np.minimum(left, right) <= coarse])
+        # flood fill: runs of windows above refine_threshold at least `refine` windows long
+        # hold a grid window, so each is found wherever the grid was scored, then scored in full
+        todo = np.flatnonzero(evaluated[s0:s1]) + s0
+        while todo.size:
+            hot = todo[scores[todo] > refine_threshold]
+            if hot.size == 0:
+                break
+            nb = np.unique(np.r_[hot - 1, hot + 1])
+            nb = nb[(nb >= 0) & (nb < n)]
+            todo = nb[~evaluated[nb]]
             run(todo)
+        if done is not None:
+            done(s1)
     return evaluated, scores
 
 
-def _fill_values(plan: _Plan, scores: np.ndarray, n_values: int, block: int = 1 << 18) -> np.ndarray:
-    """Linear interpolation of the scores onto every window start of the recording."""
-    values = np.empty(n_values, dtype=np.float32)
-    step = plan.model_stride * plan.down / plan.up  # recording samples between windows
-    starts = np.arange(scores.size, dtype=np.float64) * step
-    integer_step = (plan.model_stride * plan.down) % plan.up == 0
-    for j0 in range(0, n_values, block):
-        j1 = min(n_values, j0 + block)
-        if integer_step:
-            s = (plan.model_stride * plan.down) // plan.up
-            j = np.arange(j0, j1)
-            k = np.minimum(j // s, scores.size - 1)
-            k1 = np.minimum(k + 1, scores.size - 1)
-            frac = ((j - k * s) / s).astype(np.float32)
-            frac[k == scores.size - 1] = 0.0
-            a = scores[k]
-            values[j0:j1] = a + (scores[k1] - a) * frac
-        else:
-            values[j0:j1] = np.interp(np.arange(j0, j1, dtype=np.float64), starts, scores)
-    return values
+def _fill_gaps(scores: np.ndarray, evaluated: np.ndarray, block: int = 1 << 20) -> None:
+    """Interpolate the scores of the windows not scored from their scored neighbours, in
+    place, a block at a time (the same numbers as one ``np.interp`` over everything)."""
+    idx = np.flatnonzero(evaluated)
+    n = scores.size
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        gaps = np.flatnonzero(~evaluated[b0:b1]) + b0
+        if gaps.size == 0:
+            continue
+        i0 = max(0, int(np.searchsorted(idx, b0)) - 1)
+        i1 = min(idx.size, int(np.searchsorted(idx, b1)) + 1)
+        near = idx[i0:i1]
+        scores[gaps] = np.interp(gaps, near, scores[near]).astype(np.float32)
 
 
 def _resolve_device(device: str) -> Any:
@@ -575,16 +677,27 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     n = plan.n_windows
     k1 = max(1, settings.coarse_step // plan.model_stride)
     k = max(1, min(k1, settings.refine_step // plan.model_stride))
-    first = n if settings.mode == "full" or k1 == 1 else (n - 1) // k1 + 2
+    step = plan.model_stride * plan.down / plan.up  # recording samples between windows
+    duration = recording.n_samples / recording.sampling_rate
 
     bar = None
     show = progress if progress is not None else (n >= _PROGRESS_MIN_WINDOWS and sys.stderr.isatty())
     if show:
         from tqdm.auto import tqdm
 
-        # In a log file (no terminal) every refresh is a new line: refresh rarely there.
-        bar = tqdm(total=first, unit="win", desc="predict", leave=False,
+        # Progress in seconds of the recording, walked from start to end: the total is known
+        # up front, so the time remaining means something. In a log file (no terminal) every
+        # refresh is a new line: refresh rarely there.
+        bar = tqdm(total=round(duration, 1), unit="s", desc="predict", leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of recording "
+                              "[{elapsed}<{remaining}]",
                    mininterval=0.1 if sys.stderr.isatty() else 10.0)
+
+    def done(k_done: int) -> None:
+        if bar is not None:
+            at = duration if k_done >= n else round(min(duration, k_done * step / recording.sampling_rate), 1)
+            if at > bar.n:
+                bar.update(at - bar.n)
 
     # On the CPU, batches run on one Python thread per core, each with one torch thread:
     # torch ops release the GIL, and single-threaded ops never wait at OpenMP barriers,
@@ -594,25 +707,29 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     workers = torch.get_num_threads() if device.type == "cpu" else 1
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     torch_threads = torch.get_num_threads()
-    out = np.zeros(n, dtype=np.float32)
-
-    def score(idx: np.ndarray) -> np.ndarray:
-        if bar is not None and bar.n + idx.size > bar.total:
-            bar.total = bar.n + idx.size
-            bar.refresh()
-        _score_windows(idx, source, scorer, int(settings.batch_size), out, bar, pool)
-        return out[idx]
 
     if pool is not None:
         torch.set_num_threads(1)
     try:
         if settings.mode == "full" or k1 == 1:
             evaluated = np.ones(n, dtype=bool)
-            scores = out
-            score(np.arange(n))
+            scores = np.zeros(n, dtype=np.float32)
+            for s0 in range(0, n, _SEGMENT_WINDOWS):
+                s1 = min(n, s0 + _SEGMENT_WINDOWS)
+                _score_windows(np.arange(s0, s1), source, scorer, int(settings.batch_size),
+                               scores, pool, workers)
+                done(s1)
         else:
+            out = np.zeros(n, dtype=np.float32)
+
+            def score(idx: np.ndarray) -> np.ndarray:
+                _score_windows(idx, source, scorer, int(settings.batch_size), out, pool, workers)
+                return out[idx]
+
             evaluated, scores = fast_schedule(n, k1, k, float(settings.warm_threshold),
-                                              float(settings.refine_threshold), score)
+                                              float(settings.refine_threshold), score,
+                                              segment=_SEGMENT_WINDOWS, done=done)
+            del out
     finally:
         if pool is not None:
             pool.shutdown()
@@ -621,16 +738,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
             bar.close()
 
     if not evaluated.all():
-        idx = np.flatnonzero(evaluated)
-        gaps = np.flatnonzero(~evaluated)
-        scores[gaps] = np.interp(gaps, idx, scores[idx]).astype(np.float32)
+        _fill_gaps(scores, evaluated)
 
-    n_values = recording.n_samples - plan.window_size + 1
-    values = _fill_values(plan, scores, n_values)
-    step = plan.model_stride * plan.down / plan.up
     return Prediction(
-        values=values,
-        window_starts=np.arange(n, dtype=np.float64) * step,
         scores=scores,
         evaluated=evaluated,
         window_size=plan.window_size,
@@ -640,6 +750,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         sampling_rate=recording.sampling_rate,
         inverted=plan.invert,
         mode=settings.mode,
+        n_values=recording.n_samples - plan.window_size + 1,
+        up=plan.up,
+        down=plan.down,
     )
 
 
