@@ -199,3 +199,14 @@ def test_nwb_lazy(tmp_path):
     _write_nwb(path, {"vc0": _trace(4000), "vc1": _trace(4000, seed=2)})
     for options in (dict(dataset="vc1"), dict(dataset="vc0", scale=1e15, unit="fA", skip_start_s=0.01)):
         _same(minidet.load(path, lazy=True, **options), minidet.load(path, lazy=False, **options))
+
+
+def test_file_cut_after_a_lazy_load_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(50_000, dtype=np.float32))
+    rec = minidet.load(path, sampling_rate=1000, lazy=True)
+    np.testing.assert_array_equal(rec.read(49_000, 50_000), np.arange(49_000, 50_000))
+    with open(path, "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(CorruptFileError, match="ended while reading"):
+        rec.read(49_000, 50_000)
