@@ -227,6 +227,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulated at {FS:g} Hz: GC-like events at 5 Hz, SNR 20 dB, seed {SEED}; files in {work}")
     rows = []
     try:
+        # the original first: its figure is there even when a long run is cut short
+        original, ours_short, reason = original_throughput(args, work)
+        orig_tp = args.original_seconds / original["wall_s"] if original is not None else None
+        print("throughput = recording seconds analysed per wall-clock second (whole process: "
+              "loading, prediction, events, measurement and, for minidet, every result file)")
+        if original is not None:
+            orig_detect_tp = args.original_seconds / original["detect_s"]
+            print(f"  original miniML 1.1.2, {args.original_seconds:g} s: process {original['wall_s']:.0f} s "
+                  f"({orig_tp:.2f} s/s), detect_events alone {original['detect_s']:.0f} s ({orig_detect_tp:.2f} s/s), "
+                  f"peak memory {original['max_rss_mb']:.0f} MB")
+            if ours_short is not None:
+                tp = args.original_seconds / ours_short["wall_s"]
+                print(f"  minidet detect, same {args.original_seconds:g} s file: {ours_short['wall_s']:.0f} s "
+                      f"({tp:.2f} s/s), peak memory {ours_short.get('peak_mb', float('nan')):.0f} MB: "
+                      f"{tp / orig_tp:.1f}x the original's throughput")
+        else:
+            print(f"  original skipped: {reason}")
         for fmt in formats:
             if fmt != "hdf5" and not int16_available():
                 print(f"{fmt}: skipped -- simulate_to_file in this checkout writes no int16-with-scale variant")
@@ -254,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {row['n_events']:,} events ({row['n_true']:,} true): precision {row['precision']:.3f}, "
                       f"recall {row['recall']:.3f}, F1 {row['f1']:.3f}")
                 print(f"  wrote {', '.join(files)}")
+                tp = seconds / row["wall_s"]
+                if orig_tp is not None:
+                    print(f"  throughput {tp:.2f} s/s = {tp / orig_tp:.1f}x the original's on "
+                          f"{args.original_seconds:g} s ({tp / orig_detect_tp:.1f}x its detect_events alone)")
+                else:
+                    print(f"  throughput {tp:.2f} s/s")
                 if not args.no_app:
                     app = run_child([APP, str(out), str(work), str(work / "app-state")], args.timeout)
                     if app["returncode"] != 0 or "result" not in app:
@@ -271,31 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                     rec.unlink()
                     shutil.rmtree(out, ignore_errors=True)
 
-        print()
-        original, ours_short, reason = original_throughput(args, work)
-        print(f"load average after: {os.getloadavg()[0]:.2f}")
-        print()
-        print("throughput = recording seconds analysed per wall-clock second (whole process: "
-              "loading, prediction, events, measurement and, for minidet, every result file)")
-        if original is not None:
-            orig_tp = args.original_seconds / original["wall_s"]
-            orig_detect_tp = args.original_seconds / original["detect_s"]
-            print(f"  original miniML 1.1.2, {args.original_seconds:g} s: process {original['wall_s']:.0f} s "
-                  f"({orig_tp:.2f} s/s), detect_events alone {original['detect_s']:.0f} s ({orig_detect_tp:.2f} s/s), "
-                  f"peak memory {original['max_rss_mb']:.0f} MB")
-            if ours_short is not None:
-                tp = args.original_seconds / ours_short["wall_s"]
-                print(f"  minidet detect, same {args.original_seconds:g} s file: {ours_short['wall_s']:.0f} s "
-                      f"({tp:.2f} s/s), peak memory {ours_short.get('peak_mb', float('nan')):.0f} MB: "
-                      f"{tp / orig_tp:.1f}x the original's throughput")
-            for row in rows:
-                if row.get("failed"):
-                    continue
-                tp = row["seconds"] / row["wall_s"]
-                print(f"  minidet detect --plots, {row['label']}: {tp:.2f} s/s = {tp / orig_tp:.1f}x the original's "
-                      f"throughput on {args.original_seconds:g} s ({tp / orig_detect_tp:.1f}x its detect_events alone)")
-        else:
-            print(f"  original skipped: {reason}")
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
         return 1 if any(r.get("failed") for r in rows) else 0
     finally:
         if not args.keep:
