@@ -135,6 +135,7 @@ def test_truncated_abf_gives_readable_part(abf_dir, tmp_path, lazy):
     with pytest.warns(TruncatedFileWarning, match=r"ends at sample 269999 \(t = 13\.5000 s\) of the 360000"):
         part = minidet.load(cut, channel=1, lazy=lazy)
     assert part.n_samples == 269_999 and part.n_sweeps == 5  # the fifth sweep is short
+    assert part.metadata["truncated_at_sample"] == 269_999  # results files say so
     np.testing.assert_array_equal(np.asarray(part.samples), full.samples[:269_999])
     with pytest.warns(TruncatedFileWarning):
         with pytest.raises(minidet.errors.SweepError, match="sweep 5 does not exist"):
@@ -156,6 +157,7 @@ def test_truncated_npy(tmp_path):
         with pytest.warns(TruncatedFileWarning, match=r"ends at sample 7499 \(t = 0\.7499 s\) of the 10000"):
             rec = minidet.load(cut, sampling_rate=10_000, lazy=lazy)
         np.testing.assert_array_equal(np.asarray(rec.samples), x[:7499])
+        assert rec.metadata["truncated_at_sample"] == 7499
     np.save(path, x.reshape(10, 1000))
     cut.write_bytes(path.read_bytes()[:-1500 * 8])
     with pytest.warns(TruncatedFileWarning, match="ends at sample 8000"):
@@ -185,6 +187,7 @@ def test_hdf5_cut_off_or_never_finished(tmp_path):
         with pytest.warns(TruncatedFileWarning, match=r"ends at sample 40000 \(t = 4\.0000 s\)"):
             rec = minidet.load(unfinished, lazy=lazy)
         np.testing.assert_array_equal(np.asarray(rec.samples), x[:40_000])
+        assert rec.metadata["truncated_at_sample"] == 40_000
     with h5py.File(tmp_path / "empty.h5", "w") as h5:
         h5.create_dataset("trace", shape=(1000,), dtype=np.float32).attrs["sampling_rate"] = 10_000.0
     with pytest.raises(CorruptFileError, match="ever written"):

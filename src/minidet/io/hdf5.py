@@ -291,7 +291,9 @@ def open_source(path: str, options: ReadOptions) -> SweepSource:
     def read_range(i: int, a: int, b: int) -> np.ndarray:
         return reader.read(slice(a, b)) if one_d else reader.read((i, slice(a, b)))
 
-    metadata = {"dataset": name, "sampling_rate_from": origin}
+    metadata: dict = {"dataset": name, "sampling_rate_from": origin}
+    if written < shape[0]:
+        metadata["truncated_at_sample"] = written if one_d else written * shape[1]
     if scale_factor is not None or add_offset is not None:
         metadata.update({"scale_factor": scale_factor, "add_offset": add_offset})
     return SweepSource(

@@ -113,6 +113,7 @@ def open_npy(path: str, options: ReadOptions) -> SweepSource:
     if header is None or header[2].hasobject or header[2].kind not in "fiu" or len(header[0]) not in (1, 2):
         return _source_from_array(_load_npy(path), None, path, "npy")
     shape, fortran, dtype, offset = header
+    truncated_at = None
     row = 1 if len(shape) == 1 else shape[1]
     expected = int(np.prod(shape))
     available = max(0, (os.path.getsize(path) - offset) // dtype.itemsize)
@@ -130,11 +131,14 @@ def open_npy(path: str, options: ReadOptions) -> SweepSource:
             n_samples, n_expected = rows, shape[0]
         warn_truncated(path, "its data", n_samples, n_expected, options.sampling_rate)
         shape = (rows,) + tuple(shape[1:])
+        truncated_at = n_samples
     if 0 in shape:
         return _source_from_array(_load_npy(path), None, path, "npy")
     values = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
                        order="F" if fortran else "C")
     source = _source_from_array(values, None, path, "npy")
+    if truncated_at is not None:
+        source = dataclasses.replace(source, metadata={**source.metadata, "truncated_at_sample": truncated_at})
     if fortran and len(shape) == 2 and shape[1] > 1:
         return source  # column-major sweeps or (time, value) pairs: read into memory
     file = RangeFile(path)
