@@ -213,3 +213,19 @@ def test_file_cut_after_a_lazy_load_is_a_clear_error(tmp_path):
         fh.truncate(1000)
     with pytest.raises(CorruptFileError, match="ended while reading"):
         rec.read(49_000, 50_000)
+
+
+def test_long_time_value_npy_checks_its_time_column_piece_by_piece(tmp_path, monkeypatch):
+    import minidet.io.text as text
+
+    monkeypatch.setattr(text, "LAZY_THRESHOLD", 1000)  # "long" from 1000 rows on
+    n = 1_500_000  # more than the 2**20 steps of the first piece
+    pairs = np.column_stack([np.arange(n) / 10_000.0, np.arange(n) % 7])
+    np.save(tmp_path / "p.npy", pairs)
+    rec = minidet.load(tmp_path / "p.npy", lazy=True)
+    assert rec.sampling_rate == pytest.approx(10_000.0, rel=1e-9)
+    np.testing.assert_array_equal(rec.read(n - 10, n), pairs[n - 10:, 1])
+    pairs[1_400_000:, 0] += 0.5  # a jump after the first piece
+    np.save(tmp_path / "p.npy", pairs)
+    with pytest.raises(CorruptFileError, match="not evenly spaced"):
+        minidet.load(tmp_path / "p.npy", lazy=True)

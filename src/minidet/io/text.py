@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from ..errors import CorruptFileError, EmptyTraceError
-from .base import ChannelInfo, FileInfo, RangeFile, ReadOptions, SweepSource, warn_truncated
+from .base import LAZY_THRESHOLD, ChannelInfo, FileInfo, RangeFile, ReadOptions, SweepSource, warn_truncated
 
 NPY_EXTENSIONS = (".npy",)
 TEXT_EXTENSIONS = (".csv", ".txt", ".tsv", ".asc")
@@ -27,6 +27,24 @@ def _rate_from_time(time: np.ndarray, path: str) -> float:
     if np.max(np.abs(steps - dt)) > 1e-3 * dt + 1e-12:
         raise CorruptFileError(f"the time column of {path} is not evenly spaced (median step {dt:g} s)")
     return 1.0 / dt
+
+
+def _rate_from_time_column(values: np.ndarray, path: str) -> float:
+    """:func:`_rate_from_time` of column 0; a long (memory-mapped) one is checked piece by
+    piece against the median step of its first 2**20 steps, so it is never copied whole."""
+    n = values.shape[0]
+    if n <= LAZY_THRESHOLD:
+        return _rate_from_time(np.asarray(values[:, 0], dtype=np.float64), path)
+    piece = 1 << 20
+    rate = _rate_from_time(np.asarray(values[: piece + 1, 0], dtype=np.float64), path)
+    dt = 1.0 / rate
+    for a in range(piece, n - 1, piece):
+        steps = np.diff(np.asarray(values[a:min(n, a + piece + 1), 0], dtype=np.float64))
+        if not np.all(np.isfinite(steps)) or np.any(steps <= 0):
+            raise CorruptFileError(f"the time column of {path} does not increase steadily")
+        if np.max(np.abs(steps - dt)) > 1e-3 * dt + 1e-12:
+            raise CorruptFileError(f"the time column of {path} is not evenly spaced (median step {dt:g} s)")
+    return rate
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -69,7 +87,7 @@ def _source_from_array(values: np.ndarray, names: list[str] | None, path: str, f
     elif values.ndim == 2 and values.shape[1] == 1:
         data, rate, channel = values[:, 0][np.newaxis, :], None, names[0] if names else "0"
     elif values.ndim == 2 and values.shape[1] == 2:
-        rate = _rate_from_time(np.asarray(values[:, 0], dtype=np.float64), path)
+        rate = _rate_from_time_column(values, path)
         data, channel = values[:, 1][np.newaxis, :], names[1] if names else "1"
     elif values.ndim == 2 and fmt == "npy":
         data, rate, channel = values, None, "0"
