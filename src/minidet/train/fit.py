@@ -743,8 +743,11 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
         for p in network.blocks.parameters():
             p.requires_grad_(False)
     params = [p for p in network.parameters() if p.requires_grad]
+    # Transfer learning on a CPU: the fused Adam step (one kernel per tensor instead of a dozen;
+    # the same update to float32 rounding) saves about 1 ms per batch.
+    fused = True if transfer and device.type == "cpu" else None
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate, eps=settings.epsilon,
-                                 amsgrad=settings.amsgrad)
+                                 amsgrad=settings.amsgrad, fused=fused)
     loss_fn = nn.BCEWithLogitsLoss()
 
     cached = transfer and settings.cache_features
