@@ -1,4 +1,5 @@
-"""TwoThreadBiLSTM: same outputs and gradients as nn.LSTM, with and without autograd."""
+"""TwoThreadBiLSTM: same outputs and gradients as nn.LSTM (batch first, fed time-major), with
+and without autograd."""
 
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ def test_matches_nn_lstm_outputs_and_gradients(input_grad):
     weights = torch.randn(2, 4, 5, dtype=torch.float64)
     h_ref, grads_ref, x_grad_ref = _reference(lstm, x, weights)
     with TwoThreadBiLSTM(lstm) as bilstm:
-        h = bilstm(x)
+        x_tm = x.transpose(0, 1)  # time-major
+        h = bilstm(x_tm)
         (h * weights).sum().backward()
         with torch.no_grad():
-            h_eval = bilstm(x)
+            h_eval = bilstm(x_tm)
             # in a worker thread, where grad mode is not the caller's: no graph either
-            h_parts = [bilstm._pool.submit(bilstm._run, d, x, bilstm.params()[4 * d:4 * d + 4],
+            h_parts = [bilstm._pool.submit(bilstm._run, d, x_tm, bilstm.params()[4 * d:4 * d + 4],
                                            False).result() for d in (0, 1)]
     torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(h_eval, h_ref, rtol=1e-12, atol=1e-12)
@@ -46,14 +48,13 @@ def test_frozen_parameters_get_no_gradient():
     lstm = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=True)
     lstm.weight_ih_l0_reverse.requires_grad_(False)
     with TwoThreadBiLSTM(lstm) as bilstm:
-        bilstm(torch.randn(2, 5, 3)).sum().backward()
+        bilstm(torch.randn(5, 2, 3)).sum().backward()
     assert lstm.weight_ih_l0_reverse.grad is None
     assert lstm.weight_ih_l0.grad is not None and lstm.weight_hh_l0_reverse.grad is not None
 
 
 @pytest.mark.parametrize("kwargs", [dict(bidirectional=False), dict(num_layers=2, bidirectional=True),
-                                    dict(bidirectional=True, batch_first=False)])
+                                    dict(bidirectional=True, bias=False)])
 def test_other_lstms_are_refused(kwargs):
-    kwargs.setdefault("batch_first", True)
     with pytest.raises(ValueError, match="bidirectional"):
         TwoThreadBiLSTM(torch.nn.LSTM(3, 4, **kwargs))

@@ -34,26 +34,26 @@ class TwoThreadBiLSTM:
     Parameters
     ----------
     lstm : nn.LSTM
-        One layer, bidirectional, with biases, ``batch_first`` (as in :class:`MiniMLNet`). Its
-        parameters are used as they are and receive the gradients.
+        One layer, bidirectional, with biases (as in :class:`MiniMLNet`). Its parameters are
+        used as they are and receive the gradients.
 
     Notes
     -----
-    Call :meth:`close` (or use ``with``) to stop the two worker threads. Each worker runs
+    Inputs are time-major, (T, N, C), whatever ``lstm.batch_first`` says: the fused kernel
+    works time-major, and a caller that has to transpose anyway saves a copy. Call :meth:`close` (or use ``with``) to stop the two worker threads. Each worker runs
     torch's intra-op work with the thread count in force when it starts; use one
     (``torch.set_num_threads(1)``) so that the two workers fill two cores.
     """
 
     def __init__(self, lstm: nn.LSTM) -> None:
-        if (lstm.num_layers != 1 or not lstm.bidirectional or not lstm.bias or lstm.proj_size
-                or not lstm.batch_first):
-            raise ValueError("TwoThreadBiLSTM needs a one-layer, bidirectional, batch-first "
-                             "nn.LSTM with biases")
+        if lstm.num_layers != 1 or not lstm.bidirectional or not lstm.bias or lstm.proj_size:
+            raise ValueError("TwoThreadBiLSTM needs a one-layer, bidirectional nn.LSTM with "
+                             "biases")
         self.lstm = lstm
         # One single-direction template per worker: functional_call swaps its parameters
         # while it runs, so a template must never be shared by the two threads.
-        self._templates = [nn.LSTM(lstm.input_size, lstm.hidden_size, batch_first=True,
-                                   device="meta") for _ in range(2)]
+        self._templates = [nn.LSTM(lstm.input_size, lstm.hidden_size, device="meta")
+                           for _ in range(2)]
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="minidet-bilstm")
 
     def params(self) -> list[torch.Tensor]:
@@ -61,7 +61,7 @@ class TwoThreadBiLSTM:
         return [getattr(self.lstm, name + s) for s in sfx for name in _NAMES]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``h_n`` of ``lstm(x)``, shape (2, N, H), for x of shape (N, T, C)."""
+        """``h_n`` of the LSTM, shape (2, N, H), for a time-major input x, shape (T, N, C)."""
         if not torch.is_grad_enabled():
             params = self.params()
             grad_free = lambda d: self._run(d, x, params[4 * d:4 * d + 4], False)  # noqa: E731
@@ -71,7 +71,7 @@ class TwoThreadBiLSTM:
     def _run(self, d: int, x: torch.Tensor, params: list[torch.Tensor], grad: bool) -> torch.Tensor:
         # Grad mode is per thread: the worker's is set here, not inherited from the caller.
         with torch.set_grad_enabled(grad):
-            xin = x.flip(1) if d else x
+            xin = x.flip(0) if d else x
             _, (h, _) = functional_call(self._templates[d], dict(zip(_NAMES, params)), (xin,))
         return h[0]
 

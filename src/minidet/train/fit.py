@@ -517,14 +517,14 @@ def head_logits(network: MiniMLNet, features: torch.Tensor,
 
     Mirrors :meth:`MiniMLNet.logits` after the convolution blocks (a test checks that they
     agree), so that the cached convolution output can be fed in directly. ``bilstm``, if
-    given, replaces ``network.lstm``: it takes (n, length, channels) and returns ``h_n``
-    (e.g. a :class:`~minidet.train.fast_lstm.TwoThreadBiLSTM` of ``network.lstm``).
+    given, replaces ``network.lstm``: it takes time-major input (length, n, channels) and
+    returns ``h_n`` (a :class:`~minidet.train.fast_lstm.TwoThreadBiLSTM` of ``network.lstm``).
     """
-    x = network.lstm_input_dropout(features).transpose(1, 2).contiguous()
+    x = network.lstm_input_dropout(features)
     if bilstm is None:
-        _, (h_n, _) = network.lstm(x)
+        _, (h_n, _) = network.lstm(x.transpose(1, 2).contiguous())
     else:
-        h_n = bilstm(x)
+        h_n = bilstm(x.permute(2, 0, 1).contiguous())
     x = h_n[0] + h_n[1]
     x = network.dropout(network.dense_act(network.dense(x)))
     return network.out(x).squeeze(-1)
