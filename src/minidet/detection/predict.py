@@ -83,8 +83,11 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
 _PROGRESS_MIN_WINDOWS = 50_000
-#: windows per step of the walk along the recording (13 s at 50 kHz and stride 20)
-_SEGMENT_WINDOWS = 1 << 15
+#: windows per step of the walk along the recording (26 s at 50 kHz and stride 20)
+_SEGMENT_WINDOWS = 1 << 16
+#: lazy traces: windows closer than this (samples between one's end and the next's start)
+#: are read with one slice
+_READ_GAP = 4096
 
 
 def _is_int(value: Any) -> bool:
@@ -435,9 +438,10 @@ class _WindowSource:
         if not plan.resampled and isinstance(self.x, np.ndarray):
             out = self.x[starts[:, None] + self.offsets].astype(np.float32)
         elif not plan.resampled:
-            # a lazy trace: read each run of overlapping or adjacent windows as one slice
+            # a lazy trace: one slice per run of windows less than _READ_GAP samples apart
+            # (fewer, larger reads; at most batch * (_READ_GAP + input_size) samples at once)
             out = np.empty((idx.size, plan.input_size), dtype=np.float32)
-            breaks = np.flatnonzero(np.diff(starts) > plan.input_size) + 1
+            breaks = np.flatnonzero(np.diff(starts) > plan.input_size + _READ_GAP) + 1
             for rows in np.split(np.arange(idx.size), breaks):
                 a = int(starts[rows[0]])
                 piece = self.x[a:int(starts[rows[-1]]) + plan.input_size]
