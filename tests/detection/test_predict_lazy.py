@@ -137,3 +137,22 @@ def test_fast_schedule_is_the_same_set_for_any_segment(coarse, refine):
         every = np.concatenate(calls)
         assert every.size == np.unique(every).size  # no window scored twice
         assert progress == sorted(progress) and progress[-1] == s.size
+
+
+def test_long_lazy_recording_is_never_read_whole(model):
+    """A trace longer than one read chunk: every read is a piece, and values come from trace()."""
+    from minidet.recording import DEFAULT_CHUNK
+
+    n = DEFAULT_CHUNK + 200_000
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.standard_normal(n)) * 0.05 + rng.standard_normal(n)
+    reader = CountingReader(x)
+    lazy = Recording(LazyTrace(n, reader), FS)
+    pred = predict(lazy, model, stride=300, mode="full", batch_size=256)
+    assert max(b - a for a, b in reader.ranges) <= DEFAULT_CHUNK
+    assert sum(b - a for a, b in reader.ranges) < 3 * n
+    assert "values" not in pred.__dict__
+    piece = pred.trace()[n - 5_000:n - 599]
+    t0 = (n - 30_000) // 300 * 300  # a window start: the same windows on the tail alone
+    ref = predict(Recording(x[t0:], FS), model, stride=300, mode="full", batch_size=256)
+    np.testing.assert_allclose(piece, ref.values[n - 5_000 - t0:n - 599 - t0], atol=2e-6)
