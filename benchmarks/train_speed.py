@@ -20,6 +20,10 @@ Methods, side by side:
   ``model.fit``), run with ``--keras-python`` (a Python with TensorFlow, e.g. the one from
   benchmarks/setup_miniml_venv.sh); skipped when that Python is missing.
 
+The table's last column, ``vs keras``, is Keras' total time over the row's (the figure that
+counts: both measured in the same run); ``vs 80 s`` compares with miniML's quoted time. Timings
+taken while the machine runs other work are not comparable between runs.
+
 Data: 1000 windows (500 events, 500 non-events) of 600 samples made from the 172 scored
 snippets of gc_training_example.h5 (score 0/1), each copy scaled (0.8-1.25), shifted
 (+-30 samples) and given extra noise; 80/20 split. Copies of one snippet can fall on both sides
