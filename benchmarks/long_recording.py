@@ -14,7 +14,8 @@ For each duration (``--durations``, seconds; default 10 min and 1 h) and file fo
    the events found and precision / recall / F1 against the truth (:func:`minidet.evaluate`);
 3. unless ``--no-app``: opens the result in the analysis app's session (as ``minidet app``
    does, in another child) and times the opening (which builds the min/max pyramid) and a
-   series of pan / zoom requests from the full width down to single samples.
+   series of pan / zoom requests from the full width down to single samples
+   (``--app-recording FILE`` times only that, on a bare recording).
 
 Then the throughput against the original: miniML 1.1.2's ``detect_events`` on a 120 s
 simulated recording (``--original-seconds``), run from ``--miniml-venv`` as
@@ -83,10 +84,10 @@ APP = _HWM + textwrap.dedent("""
     import numpy as np
     from pathlib import Path
     from minidet.web.analysis import AnalysisSession
-    results, data, state = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    target, state, roots = Path(sys.argv[1]), Path(sys.argv[2]), [Path(r) for r in sys.argv[3:]]
     t = time.perf_counter()
-    session = AnalysisSession([data, results], state_dir=state)
-    info = session.open(str(results))
+    session = AnalysisSession(roots, state_dir=state)
+    info = session.open(str(target))
     opened = time.perf_counter() - t
     n = info["recording"]["n_samples"]
     rec = session.recording
@@ -106,7 +107,7 @@ APP = _HWM + textwrap.dedent("""
         assert len(out["trace"]["lo"]) <= px + 1
     print("RESULT " + json.dumps({"open_s": opened, "n_requests": len(times), "lazy": bool(rec.is_lazy),
                                   "full_width_s": times[0], "max_s": max(times), "median_s": float(np.median(times)),
-                                  "has_prediction": "prediction" in out}))
+                                  "has_prediction": "prediction" in out, "n_samples": n}))
 """)
 
 
@@ -199,6 +200,21 @@ def original_throughput(args: argparse.Namespace, work: Path) -> tuple[dict | No
     return original, ours, ""
 
 
+def time_app(target: Path, roots: list[Path], state: Path, timeout: float) -> dict | None:
+    """Open ``target`` (results folder or recording) in the app's session; print the timings."""
+    app = run_child([APP, str(target), str(state), *map(str, roots)], timeout)
+    if app["returncode"] != 0 or "result" not in app:
+        print(f"  app: FAILED: {last_error(app)}")
+        return None
+    r = app["result"]
+    print(f"  app: opened {r['n_samples']:,} samples (read {'on demand' if r['lazy'] else 'into memory'}, "
+          f"pyramid built{', with the prediction' if r['has_prediction'] else ''}) in {r['open_s']:.1f} s, "
+          f"peak memory {app.get('peak_mb', 0):.0f} MB; {r['n_requests']} pan/zoom requests at 1500 px: "
+          f"full width {r['full_width_s'] * 1e3:.1f} ms, median {r['median_s'] * 1e3:.1f} ms, "
+          f"slowest {r['max_s'] * 1e3:.1f} ms")
+    return r
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -213,7 +229,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="miniML's GC_lstm_model.h5 (default: ../shared/models/miniml/)")
     ap.add_argument("--original-seconds", type=float, default=120.0, help="length of the original's recording")
     ap.add_argument("--timeout", type=float, default=3600.0, help="per child process (s)")
+    ap.add_argument("--app-recording", type=Path,
+                    help="only time the analysis app opening this recording (no detection) and exit")
     args = ap.parse_args(argv)
+    if args.app_recording:
+        print(f"CPU: {cpu_model()}; load average {os.getloadavg()[0]:.2f}")
+        state = Path(tempfile.mkdtemp(prefix="minidet-app-state-"))
+        try:
+            rec = args.app_recording.resolve()
+            return 0 if time_app(rec, [rec.parent], state, args.timeout) else 1
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
     durations = [float(d) for d in args.durations.split(",") if d.strip()]
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in SUFFIX]
@@ -278,17 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(f"  throughput {tp:.2f} s/s")
                 if not args.no_app:
-                    app = run_child([APP, str(out), str(work), str(work / "app-state")], args.timeout)
-                    if app["returncode"] != 0 or "result" not in app:
-                        print(f"  app: FAILED: {last_error(app)}")
-                    else:
-                        r = app["result"]
-                        row["app"] = r
-                        print(f"  app: opened (recording {'read on demand' if r['lazy'] else 'in memory'}, "
-                              f"pyramid built) in {r['open_s']:.1f} s, peak memory {app.get('peak_mb', 0):.0f} MB; "
-                              f"{r['n_requests']} pan/zoom requests at 1500 px: full width "
-                              f"{r['full_width_s'] * 1e3:.0f} ms, median {r['median_s'] * 1e3:.0f} ms, "
-                              f"slowest {r['max_s'] * 1e3:.0f} ms")
+                    row["app"] = time_app(out, [work, out], work / "app-state", args.timeout)
                 rows.append(row)
                 if not args.keep:
                     rec.unlink()
