@@ -18,7 +18,9 @@ them. ``--src DIR`` runs the child on another checkout's ``src`` (e.g. the code 
 issue 11: ``git archive 95719e7 src | tar -x -C /tmp/before`` then ``--src /tmp/before/src``);
 the child only uses ``locate_events(rec, pred, settings)`` and ``measure_events(rec,
 positions, settings)``, which both versions have. Times depend on the machine's load;
-memory does not.
+memory does not. ``--mmap-threshold 262144`` runs the child with glibc's mmap threshold
+fixed: by default it grows to the size of the arrays freed (up to 32 MB), after which
+the per-chunk arrays come from the heap and freed memory stays with the process.
 
 Usage::
 
@@ -122,6 +124,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--event-hz", type=float, default=5.0)
     ap.add_argument("--src", default=None, help="run the child on this checkout's src folder")
+    ap.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES",
+                    help="run the child with MALLOC_MMAP_THRESHOLD_=BYTES (glibc: a fixed threshold, so that "
+                         "freed large arrays go back to the system instead of staying in the heap)")
     args = ap.parse_args()
     n = int(args.minutes * 60 * FS)
     tmp = tempfile.mkdtemp(prefix="minidet-locate-")
@@ -133,6 +138,8 @@ def main() -> None:
         print(f"recording: {n} samples ({args.minutes:g} min at 50 kHz), {starts.size} events, "
               f"written in {time.perf_counter() - t0:.1f} s; float64 in memory would be {8 * n / 2**20:.0f} MB")
         env = dict(os.environ)
+        if args.mmap_threshold is not None:
+            env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
         if args.src:
             env["PYTHONPATH"] = os.path.abspath(args.src) + os.pathsep + env.get("PYTHONPATH", "")
         out = subprocess.run([sys.executable, "-c", CHILD, path, str(n), os.path.join(tmp, "starts.npy")],
@@ -143,7 +150,8 @@ def main() -> None:
 
         r = json.loads(out.stdout.strip().splitlines()[-1])
         code = args.src or "this checkout"
-        print(f"code: {code}")
+        malloc = f", MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}" if args.mmap_threshold is not None else ""
+        print(f"code: {code}{malloc}")
         print(f"events located {r['events']} (simulated {r['true_events']}), measured {r['measured']}, "
               f"gradient threshold {r['gradient_threshold']:.6g}")
         print(f"locate_events {r['locate_s']:.1f} s, measure_events {r['measure_s']:.1f} s")

@@ -704,12 +704,14 @@ class _DeviationZone:
         self.kept.append(vals[~inside & (vals >= self.out_lo) & (vals <= self.out_hi)])
 
     def mad(self, median: float, n_values: int) -> float | None:
-        z = np.concatenate(self.kept) if self.kept else np.zeros(0)
-        self.kept = []
-        dev = np.subtract(z, median)
-        np.abs(dev, out=dev)
-        below = self.n_in + int(np.count_nonzero(dev < self.tl))
-        return _middle(dev[(dev >= self.tl) & (dev <= self.th)], below, n_values)
+        below = self.n_in
+        inside: list[np.ndarray] = []
+        while self.kept:  # piece by piece, each freed once used
+            dev = np.subtract(self.kept.pop(), median)
+            np.abs(dev, out=dev)
+            below += int(np.count_nonzero(dev < self.tl))
+            inside.append(dev[(dev >= self.tl) & (dev <= self.th)])
+        return _middle(np.concatenate(inside) if inside else np.zeros(0), below, n_values)
 
 
 def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, sample: np.ndarray | None = None,
@@ -739,8 +741,8 @@ def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, samp
         d = d * 8 if d > 0 else 0.01
 
 
-def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: int = 256,
-                      piece: int = 4096) -> np.ndarray:
+def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: int = 1024,
+                      piece: int = 1024) -> np.ndarray:
     """About ``pieces * piece`` derivative values spread over the event-free stretches, for
     the brackets of :func:`exact_median` (estimates: any rounding is fine)."""
     source = grad.source if isinstance(grad, _GradientTrace) else None
