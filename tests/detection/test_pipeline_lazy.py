@@ -125,3 +125,23 @@ def test_classic_methods_refuse_a_long_lazy_recording(monkeypatch, public30):
     monkeypatch.setattr(pipeline, "CLASSIC_MAX_LAZY_SAMPLES", 100_000)
     with pytest.raises(ParameterError, match="classic method 'template' needs the whole trace in memory"):
         detect(Recording(lazy(rec.samples), rec.sampling_rate), method="template")
+
+
+def test_model_prediction_stays_lazy_and_gives_the_in_memory_events(public30):
+    """The bundled model on 2 s of public30 read on demand: the result holds the lazy
+    full-grid prediction, and the events equal those of the in-memory recording."""
+    from minidet.errors import ModelFileError, UnknownModelError
+    from minidet.model import load_model
+
+    try:
+        load_model("gc")
+    except (UnknownModelError, ModelFileError, ImportError) as exc:
+        pytest.skip(f"bundled model 'gc' unavailable: {exc}")
+    rec, _ = public30
+    part = Recording(rec.samples[:100_000], rec.sampling_rate, unit="pA")
+    whole = detect(part, "gc", device="cpu")
+    res = detect(Recording(lazy(part.samples), part.sampling_rate, unit="pA"), "gc", device="cpu")
+    assert isinstance(res.prediction, LazyTrace)
+    np.testing.assert_array_equal(res.prediction[0:len(res.prediction)], np.asarray(whole.prediction))
+    assert whole.count > 0
+    assert_same_result(res, whole)
