@@ -156,3 +156,20 @@ def test_long_lazy_recording_is_never_read_whole(model):
     t0 = (n - 30_000) // 300 * 300  # a window start: the same windows on the tail alone
     ref = predict(Recording(x[t0:], FS), model, stride=300, mode="full", batch_size=256)
     np.testing.assert_allclose(piece, ref.values[n - 5_000 - t0:n - 599 - t0], atol=2e-6)
+
+
+def test_progress_bar_counts_seconds_of_recording(samples, model, monkeypatch):
+    import tqdm.auto
+
+    seen: list[tuple[float, float]] = []
+
+    class Bar(tqdm.auto.tqdm):
+        def update(self, n=1):
+            out = super().update(n)
+            seen.append((self.n, self.total))
+            return out
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    predict(Recording(samples, FS), model, progress=True)
+    assert seen and all(total == 0.8 for _, total in seen)  # the total is known up front
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen) and seen[-1][0] == 0.8

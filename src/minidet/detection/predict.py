@@ -36,7 +36,7 @@ What minidet does differently, for speed and bounded memory:
 - On the CPU, batches are scored on one thread per core, each running single-threaded
   torch ops (:class:`~minidet.detection.scorer.WindowScorer`, an inference-only rewrite of
   the network); torch's own thread count is restored afterwards.
-- The recording is walked from start to end, ``_SEGMENT_WINDOWS`` windows at a time (the
+- The recording is walked from start to end, up to ``_SEGMENT_WINDOWS`` windows at a time (the
   fast mode's window set does not depend on it; see :func:`fast_schedule`), so a progress
   bar can show seconds of recording done and the time remaining.
 - Windows are gathered batch by batch from the samples, which may be a
@@ -83,7 +83,8 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
 _PROGRESS_MIN_WINDOWS = 50_000
-#: windows per step of the walk along the recording (26 s at 50 kHz and stride 20)
+#: windows per step of the walk along the recording (26 s at 50 kHz and stride 20); shorter
+#: recordings take at least 20 steps of at least 4096 windows, so that progress moves
 _SEGMENT_WINDOWS = 1 << 16
 #: lazy traces: windows closer than this (samples between one's end and the next's start)
 #: are read with one slice
@@ -514,6 +515,11 @@ class _WindowSource:
 
 
 # ------------------------------------------------------------------------------ scoring
+def _segment_windows(n_windows: int) -> int:
+    """Windows per step of :func:`predict`'s walk along a recording of ``n_windows``."""
+    return min(_SEGMENT_WINDOWS, max(4096, -(-int(n_windows) // 20)))
+
+
 def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
                    scores: np.ndarray, pool: Any = None, workers: int = 1) -> None:
     """Score windows ``idx`` into ``scores[idx]``, in batches of at most ``batch_size``, cut
@@ -679,6 +685,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     source = _WindowSource(recording.samples, plan, settings.chunk_size)
 
     n = plan.n_windows
+    segment = _segment_windows(n)
     k1 = max(1, settings.coarse_step // plan.model_stride)
     k = max(1, min(k1, settings.refine_step // plan.model_stride))
     step = plan.model_stride * plan.down / plan.up  # recording samples between windows
@@ -718,8 +725,8 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         if settings.mode == "full" or k1 == 1:
             evaluated = np.ones(n, dtype=bool)
             scores = np.zeros(n, dtype=np.float32)
-            for s0 in range(0, n, _SEGMENT_WINDOWS):
-                s1 = min(n, s0 + _SEGMENT_WINDOWS)
+            for s0 in range(0, n, segment):
+                s1 = min(n, s0 + segment)
                 _score_windows(np.arange(s0, s1), source, scorer, int(settings.batch_size),
                                scores, pool, workers)
                 done(s1)
@@ -732,7 +739,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
             evaluated, scores = fast_schedule(n, k1, k, float(settings.warm_threshold),
                                               float(settings.refine_threshold), score,
-                                              segment=_SEGMENT_WINDOWS, done=done)
+                                              segment=segment, done=done)
             del out
     finally:
         if pool is not None:
