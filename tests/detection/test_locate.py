@@ -203,10 +203,10 @@ def test_prediction_longer_than_recording_is_refused():
         locate_events(rec, np.zeros(2_000), LocateSettings())
 
 
-def test_prominent_peaks_equal_scipy_find_peaks():
+def test_chunked_peaks_prominences_and_widths_equal_scipy():
     from scipy import signal
 
-    from minidet.detection.locate import _prominent_peaks
+    from minidet.detection.locate import _FilteredPrediction, _half_crossings, _peaks_and_gaps, _stack_prominences
 
     rng = np.random.default_rng(7)
     for t in range(150):
@@ -215,12 +215,22 @@ def test_prominent_peaks_equal_scipy_find_peaks():
             x = np.round(x * 4) / 4  # ties and plateaus
         if t % 5 == 0:
             x = np.repeat(x, 3)
-        for height, prom, width in [(0.5, 0.5, 3.0), (0.1, 0.05, 1.0), (0.3, 0.0, 0.0)]:
-            peaks, props = signal.find_peaks(x, height=height, prominence=prom, width=width)
-            mine = _prominent_peaks(x, height, prom, width)
-            np.testing.assert_array_equal(mine["peaks"], peaks)
-            for key in ("peak_heights", "prominences", "left_ips", "right_ips", "widths"):
-                np.testing.assert_allclose(mine[key], props[key])
+        filt = _FilteredPrediction(x, 1, 0)  # a max filter of one sample: x itself
+        for height in (0.5, 0.1, 0.3):
+            expected, props = signal.find_peaks(x, height=height)
+            for chunk in (1, 4, 1_000):
+                peaks, heights, gaps = _peaks_and_gaps(filt, height, chunk)
+                np.testing.assert_array_equal(peaks, expected)
+                np.testing.assert_array_equal(heights, props["peak_heights"])
+                if peaks.size == 0:
+                    continue
+                prom = _stack_prominences(heights, gaps)
+                np.testing.assert_array_equal(prom, signal.peak_prominences(x, peaks)[0])
+                bases = (np.zeros(peaks.size, np.intp), np.full(peaks.size, x.size - 1, np.intp))
+                _, _, left, right = signal.peak_widths(x, peaks, 0.5, (prom, *bases))
+                mine = _half_crossings(filt, peaks, heights, prom, chunk)
+                np.testing.assert_array_equal(mine[0], left)
+                np.testing.assert_array_equal(mine[1], right)
 
 
 def test_candidate_regions_are_linear_in_time():

@@ -286,39 +286,6 @@ def _stack_prominences(heights: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return heights.astype(np.float64) - np.maximum(np.asarray(left), np.asarray(right))
 
 
-def _no_peaks() -> dict[str, np.ndarray]:
-    empty = np.zeros(0)
-    return {"peaks": np.zeros(0, np.intp), "peak_heights": empty, "prominences": empty,
-            "left_ips": empty, "right_ips": empty, "widths": empty}
-
-
-def _prominent_peaks(x: np.ndarray, height: float, prominence: float, width: float) -> dict[str, np.ndarray]:
-    """``scipy.signal.find_peaks(x, height=, prominence=, width=)`` on a whole array in
-    O(n + k log k) (scipy's prominence walk is O(n) per peak on a long prediction trace
-    with many near-1 plateaus). The reference the chunked :func:`candidate_regions` is
-    tested against."""
-    x = np.asarray(x, dtype=np.float64)
-    peaks, props = signal.find_peaks(x, height=height)
-    heights = props["peak_heights"]
-    if peaks.size == 0:
-        return _no_peaks()
-    # seg[j]: min of x over [peaks[j-1] + 1, peaks[j] + 1) (j = 0: from 0; j = k: to the end)
-    seg = np.minimum.reduceat(x, np.concatenate(([0], peaks + 1)))
-    prom = _stack_prominences(heights, seg)
-    keep = prom >= prominence
-    peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
-    if peaks.size == 0:
-        return _no_peaks()
-    bases_l = np.zeros(peaks.size, dtype=np.intp)
-    bases_r = np.full(peaks.size, x.size - 1, dtype=np.intp)
-    widths, _, left_ips, right_ips = signal.peak_widths(
-        x, peaks, rel_height=0.5, prominence_data=(prom, bases_l, bases_r)
-    )
-    keep = widths >= width
-    return {"peaks": peaks[keep], "peak_heights": heights[keep], "prominences": prom[keep],
-            "left_ips": left_ips[keep], "right_ips": right_ips[keep], "widths": widths[keep]}
-
-
 class _FilteredPrediction:
     """The max-filtered prediction, any range of it computed on demand from a prediction
     that may itself be lazy (anything 1-D with ``len`` and slicing).
