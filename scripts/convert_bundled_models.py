@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = np.load(args.reference) if args.reference.is_file() else None
     worst = 0.0
     for entry in ZOO.values():
+        if not entry.source:  # trained by minidet (scripts/train_default_model.py), not converted
+            continue
         source = args.source / entry.source
         km = read_keras(source)
         metadata = ModelMetadata(

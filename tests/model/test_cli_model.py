@@ -21,7 +21,7 @@ def test_models_lists_the_bundled_models():
     lines = result.output.strip().splitlines()
     assert lines[0].split()[:3] == ["name", "window", "stride"]
     assert [ln.split()[0] for ln in lines[1:]] == ["gc", "gc-mepsp", "nmj-wt", "nmj-gluriia",
-                                                    "iglusnfr", "zebrafish"]
+                                                    "iglusnfr", "zebrafish", "gc-robust"]
     assert "3000" in lines[2] and "positive" in lines[2]
 
 

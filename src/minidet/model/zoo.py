@@ -34,10 +34,14 @@ _UNKNOWN_WINDOW = (" miniML publishes no window size with this model; 600 sample
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One bundled model: short name, miniML source file (relative) and its metadata."""
+    """One bundled model: short name, miniML source file (relative) and its metadata.
+
+    ``source`` is empty for models minidet trained itself (``gc-robust``: see
+    ``scripts/train_default_model.py``); ``scripts/convert_bundled_models.py`` skips them.
+    """
 
     name: str
-    source: str  # path relative to miniML's models/ folder
+    source: str  # path relative to miniML's models/ folder; "" = trained by minidet
     window_size: int
     training_direction: str
     event_direction: str
@@ -82,6 +86,13 @@ ZOO: dict[str, ZooEntry] = {
                  "Zebrafish sEPSCs, voltage clamp, adult telencephalon (miniML transfer "
                  "learning from the gc model; training data from Rupprecht & Friedrich "
                  "2018)." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
+        ZooEntry("gc-robust", "", 600, "negative", "negative",
+                 "Granule-cell-like mEPSCs, voltage clamp, for noisy recordings and kinetics unlike "
+                 "the gc model's training data (minidet transfer learning from gc on simulated "
+                 "recordings with random noise spectra, SNR 2-24 dB, rise 0.05-1 ms, decay 0.3-8 ms, "
+                 "overlapping events and non-synaptic transients, plus miniML's scored GC snippets; "
+                 "threshold calibrated on held-out simulations). Recipe and figures in the file's "
+                 "provenance; scripts/train_default_model.py rebuilds it."),
     )
 }
 
