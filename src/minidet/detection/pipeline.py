@@ -107,7 +107,7 @@ class DetectSettings:
     peak_w
         Minimum prediction peak width in prediction steps (>= 1).
     batch_size
-        Windows per forward pass (>= 1).
+        Windows per forward pass (>= 1); 128 keeps memory flat on a CPU (512 held ~0.5 GB more for no gain).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     predict_mode
@@ -128,7 +128,7 @@ class DetectSettings:
     filter_factor: float = 20.0
     rel_prom_cutoff: float = 0.25
     peak_w: int = 5
-    batch_size: int = 512
+    batch_size: int = 128
     device: str = "auto"
     predict_mode: str = "fast"
 
