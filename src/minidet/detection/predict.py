@@ -516,8 +516,12 @@ class _WindowSource:
 
 # ------------------------------------------------------------------------------ scoring
 def _segment_windows(n_windows: int) -> int:
-    """Windows per step of :func:`predict`'s walk along a recording of ``n_windows``."""
-    return min(_SEGMENT_WINDOWS, max(4096, -(-int(n_windows) // 20)))
+    """Windows per step of :func:`predict`'s walk along a recording of ``n_windows``.
+
+    Always :data:`_SEGMENT_WINDOWS` (the window set does not depend on it): smaller steps,
+    tried so that the progress bar of a short recording moves 20 times, made the scoring
+    calls smaller and predict about 20 % slower (40 s at 50 kHz: 7.6 s against 6.1 s)."""
+    return _SEGMENT_WINDOWS
 
 
 def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
