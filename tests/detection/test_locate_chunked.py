@@ -21,18 +21,10 @@ from minidet.detection.locate import (
     steepest_rise_positions,
 )
 from minidet.errors import ParameterError
+from lazy_helpers import lazy
 from minidet.recording import LazyTrace, Recording
 
 
-def lazy(x: np.ndarray, max_read: int | None = None) -> LazyTrace:
-    """``x`` read on demand; ``max_read`` fails any read longer than that."""
-
-    def read(a: int, b: int) -> np.ndarray:
-        if max_read is not None:
-            assert b - a <= max_read, f"read of {b - a} samples"
-        return x[a:b]
-
-    return LazyTrace(x.size, read, "test")
 
 
 def scipy_regions(pred: np.ndarray, settings: LocateSettings) -> Regions:

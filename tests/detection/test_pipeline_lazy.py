@@ -13,6 +13,7 @@ from minidet.detection import locate, pipeline
 from minidet.detection.pipeline import detect
 from minidet.errors import ParameterError
 from minidet.measure import kinetics
+from lazy_helpers import lazy
 from minidet.recording import LazyTrace, Recording
 
 RATE = 50_000.0
@@ -21,13 +22,6 @@ REF_SETTINGS = dict(window_size=600, stride=20, threshold=0.5, peak_w=5, rel_pro
                     training_direction="negative", resample=True)
 
 
-def lazy(x: np.ndarray, max_read: int | None = None) -> LazyTrace:
-    def read(a: int, b: int) -> np.ndarray:
-        if max_read is not None:
-            assert b - a <= max_read, f"read of {b - a} samples"
-        return x[a:b]
-
-    return LazyTrace(x.size, read, "test")
 
 
 def assert_same_result(a, b) -> None:

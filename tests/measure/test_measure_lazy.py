@@ -10,17 +10,12 @@ import pytest
 from minidet.measure import kinetics
 from minidet.measure.kinetics import MeasureSettings, event_windows, gather_windows, measure_events
 from minidet.measure.summary import cut_waveforms
-from minidet.recording import LazyTrace, Recording
+from lazy_helpers import lazy
+from minidet.recording import Recording
 
 RATE = 50_000.0
 
 
-def lazy(x: np.ndarray, max_read: int) -> LazyTrace:
-    def read(a: int, b: int) -> np.ndarray:
-        assert b - a <= max_read, f"read of {b - a} samples"
-        return x[a:b]
-
-    return LazyTrace(x.size, read, "test")
 
 
 def test_gather_windows_reads_groups_of_neighbours():
