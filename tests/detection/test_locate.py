@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 
@@ -44,12 +43,8 @@ def oracle_prediction(n, events, window=600, height=0.95):
 
 
 @pytest.fixture(scope="module")
-def public30(shared):
-    with h5py.File(shared / "reference" / "public30.h5") as f:
-        x = f["mini_data"][:] * 1e12
-        dt = float(f.attrs["sampling"])
-    ref = dict(np.load(shared / "reference" / "public30_miniml.npz"))
-    return Recording(x, 1 / dt, unit="pA"), ref
+def public30(public30_reference):
+    return public30_reference
 
 
 def test_reference_locations_identical_to_miniml(public30):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 from scipy import signal
@@ -112,12 +111,9 @@ def test_exact_median_refuses_a_wrong_count():
 
 
 @pytest.fixture(scope="module")
-def public30(shared):
-    with h5py.File(shared / "reference" / "public30.h5") as f:
-        x = f["mini_data"][:] * 1e12
-        dt = float(f.attrs["sampling"])
-    ref = dict(np.load(shared / "reference" / "public30_miniml.npz"))
-    return Recording(x, 1 / dt, unit="pA"), ref["prediction"]
+def public30(public30_reference):
+    rec, ref = public30_reference
+    return rec, ref["prediction"]
 
 
 SETTINGS = LocateSettings(window_size=600, threshold=0.5, peak_w=5, stride=20, convolve_win=20,

@@ -11,7 +11,6 @@ import math
 import sys
 import types
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,13 +72,9 @@ def parity(result: DetectionResult, ref: dict, limit: int | None = None):
 
 
 @pytest.fixture(scope="module")
-def public30(shared):
-    with h5py.File(shared / "reference" / "public30.h5") as f:
-        x = f["mini_data"][:] * 1e12
-        dt = float(f.attrs["sampling"])
-    ref = dict(np.load(shared / "reference" / "public30_miniml.npz"))
-    truth = dict(np.load(shared / "reference" / "public30_truth.npz"))
-    return Recording(x, 1 / dt, unit="pA", source="public30.h5"), ref, truth
+def public30(shared, public30_reference):
+    rec, ref = public30_reference
+    return rec, ref, dict(np.load(shared / "reference" / "public30_truth.npz"))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ without reading either whole."""
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,12 +37,9 @@ def assert_same_result(a, b) -> None:
 
 
 @pytest.fixture(scope="module")
-def public30(shared):
-    with h5py.File(shared / "reference" / "public30.h5") as f:
-        x = f["mini_data"][:] * 1e12
-        dt = float(f.attrs["sampling"])
-    ref = dict(np.load(shared / "reference" / "public30_miniml.npz"))
-    return Recording(x, 1 / dt, unit="pA"), ref["prediction"]
+def public30(public30_reference):
+    rec, ref = public30_reference
+    return rec, ref["prediction"]
 
 
 def test_lazy_detect_equals_in_memory(public30):
