@@ -18,19 +18,22 @@ What minidet does differently, for speed and bounded memory:
 
 - ``mode="fast"`` (default) scores windows in three steps. (1) Every ``coarse_step``
   network samples (8 strides at stride 20). (2) Every ``refine_step`` samples (4 strides)
-  within ``coarse_step`` of a coarse window above ``warm_threshold`` (2e-4; a quiet
-  baseline scores about 1e-4). (3) A flood fill: the neighbours of every window above
+  within ``coarse_step`` of a coarse window above ``warm_threshold`` (3e-4; a quiet
+  baseline scores 1e-4 to 2e-4). (3) A flood fill: the neighbours of every window above
   ``refine_threshold`` (2e-3), until each run of such windows is scored in full. Windows
   left out get the linear interpolation of their scored neighbours, all below
   ``refine_threshold``. Why this holds the accuracy bound (within 1e-3 of scoring every
   window wherever either exceeds 0.05): every excursion of the prediction that reaches
   0.05 stays above 2e-3 for at least 5 strides, so the 4-stride grid cannot step over
-  one, and the coarse windows around it were above 2e-4. Both facts are empirical:
-  ``benchmarks/predict_fast_mode.py`` replays the selection at every grid phase on
-  public30 and six simulated traces (noise 1.5 to 5 pA, events of 3 to 60 pA at 3 to 30
-  per second, decays of 1.5 and 6 ms) scored in full: narrowest such run 5 strides,
-  20-50 % of the windows scored, no window off by more than 1e-3. A 12-stride coarse step
-  with a 3e-4 warm threshold failed on a 30 events/s trace, hence the margins.
+  one, and above 3e-4 for at least 9 strides, so a coarse window falls inside it and the
+  grid around it gets scored. Both facts are empirical: ``benchmarks/predict_fast_mode.py``
+  replays the selection at every grid phase on public30 and twelve simulated traces (two
+  seeds each of noise 1.5 to 5 pA, events of 3 to 60 pA at 3 to 30 per second, decays of
+  1.5 and 6 ms) scored in full: narrowest runs 5 and 9 strides, 19-51 % of the windows
+  scored, no window off by more than 1e-3. Most excursions are far wider (the slow-decay
+  traces set both minima); a 2e-4 warm threshold scores about 8 % more windows (its
+  narrowest run is 12 strides), 5e-4 narrows it to 8, no margin left. A 12-stride coarse
+  step with a 3e-4 warm threshold failed on a 30 events/s trace.
   ``coarse_step=refine_step`` drops step (2) (a plain 4-stride grid, 27-54 % of the
   windows, resting on the first fact only); ``mode="full"`` scores every window.
 - On the CPU, batches are scored on one thread per core, each running single-threaded
@@ -75,7 +78,7 @@ DEFAULT_COARSE_STEP = 160
 #: fast mode, level 2: network samples between windows near a "warm" coarse window (4 strides)
 DEFAULT_REFINE_STEP = 80
 #: fast mode: a coarse window above this has the level-2 grid scored around it
-DEFAULT_WARM_THRESHOLD = 2e-4
+DEFAULT_WARM_THRESHOLD = 3e-4
 #: fast mode: a window above this gets every window within refine_step scored
 DEFAULT_REFINE_THRESHOLD = 2e-3
 DEFAULT_BATCH_SIZE = 128

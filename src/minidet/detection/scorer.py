@@ -11,21 +11,21 @@ default on a CPU):
   of a padded copy of the activations;
 - activations stay channels-last from the first convolution to the LSTM (see
   :class:`_FastCpuNet`);
-- the BiLSTM and the dense layers run in ONNX Runtime (:mod:`.onnx_head`), whose LSTM kernel
-  is about 1.5x faster than torch's oneDNN LSTM at these sizes (0.20 against 0.30 ms per
-  window on one core); ``lstm_backend="torch"`` (or a missing onnxruntime) keeps torch's.
+- by default (``backend="auto"``) that inference graph runs in ONNX Runtime
+  (:mod:`.onnx_net`): its LSTM kernel is about 1.5x faster than torch's oneDNN LSTM at these
+  sizes, and its blocked-channel convolutions a little faster than oneDNN's;
+  ``backend="torch"`` (or a missing onnxruntime) runs it in torch (:class:`_FastCpuNet`).
 
-Both engines are plain float32. Measured on 2 AVX2 cores (AMD EPYC, Zen 3), per window:
-plain 0.60-0.65 ms, fast with torch's LSTM 0.43-0.50 ms on one thread (the LSTM 0.28-0.34 ms
-of it, at about 40-48 GFLOP/s), fast with ONNX Runtime's 0.37-0.40 ms (convolutions 0.16-0.19
-ms, head 0.20 ms). Tried and dropped: bfloat16 autocast (ten times
+Both engines are plain float32. Measured on 2 AVX2 cores (AMD EPYC, Zen 3), per window on
+one thread: plain 0.60-0.65 ms; fast in torch 0.43-0.50 ms (the LSTM 0.28-0.34 ms of it, at
+about 40-48 GFLOP/s); fast in ONNX Runtime 0.34-0.38 ms (its LSTM 0.20 ms). Tried and dropped: bfloat16 autocast (ten times
 slower without native bf16), ``torch.compile`` and TorchScript freezing (no faster, up to
 30 s of compilation), int8 dynamic quantisation of the LSTM (slower, and 0.05 off), oneDNN
 convolution with a fused LeakyReLU (no faster), a hand-written LSTM recurrence (1.5x
 slower than oneDNN's), im2col matrix products for the 2nd-4th convolutions (2x slower than
 oneDNN's channels-last convolutions), and a time-major conv stack (kernels ``(k, 1)`` over
 ``(1, C, L, n)`` images) that would spare the LSTM its transposing copy (25 % slower).
-A profile of ``predict`` on one thread: LSTM 63 %, convolutions 23 %, first convolution and
+A profile of the torch fast path on one thread: LSTM 63 %, convolutions 23 %, first convolution and
 dense layers 4 %, pooling 4 %, LeakyReLU 2 %, gathering and scaling windows 2 %.
 """
 
@@ -38,11 +38,11 @@ from torch.nn import functional as F
 
 from ..errors import ParameterError
 
-__all__ = ["ENGINES", "LSTM_BACKENDS", "WindowScorer"]
+__all__ = ["BACKENDS", "ENGINES", "WindowScorer"]
 
 ENGINES = ("fast", "plain")
-#: who runs the BiLSTM and dense layers in the fast engine ("auto": onnxruntime if installed)
-LSTM_BACKENDS = ("auto", "onnxruntime", "torch")
+#: who runs the fast engine on a CPU ("auto": onnxruntime when installed, else torch)
+BACKENDS = ("auto", "onnxruntime", "torch")
 
 
 def _fold_conv_bn(block: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int, int, int, float]:
@@ -68,7 +68,7 @@ class _FastCpuNet:
     data); the LSTM gets its ``(n, steps, features)`` input without a transposing copy.
     """
 
-    def __init__(self, network: nn.Module, lstm_backend: str = "auto") -> None:
+    def __init__(self, network: nn.Module) -> None:
         with torch.no_grad():
             self.blocks = []
             carry = 1.0  # the previous block's 1/pool, folded into this convolution
@@ -90,17 +90,6 @@ class _FastCpuNet:
             self.dense_slope = float(network.dense_act.negative_slope)
             self.out_w = network.out.weight.t().contiguous()
             self.out_b = network.out.bias.detach().clone()
-        self.onnx_head = None
-        if lstm_backend != "torch":
-            from . import onnx_head
-
-            if onnx_head.available():
-                self.onnx_head = onnx_head.OnnxHead(self.lstm, self.dense_w, self.dense_b,
-                                                    self.dense_slope, self.out_w, self.out_b)
-            elif lstm_backend == "onnxruntime":
-                raise ParameterError("lstm_backend='onnxruntime' needs the onnxruntime and onnx "
-                                     "packages (pip install onnxruntime onnx)")
-        self.lstm_backend = "onnxruntime" if self.onnx_head is not None else "torch"
 
     @staticmethod
     def _pool(h: torch.Tensor, p: int) -> torch.Tensor:
@@ -134,8 +123,6 @@ class _FastCpuNet:
                 h = self._pool(h, pool)
         if self.final_scale != 1.0:
             h = h * self.final_scale
-        if self.onnx_head is not None:
-            return torch.from_numpy(self.onnx_head(h.numpy()))
         _, (h_n, _) = self.lstm(h)
         z = torch.addmm(self.dense_b, h_n[0] + h_n[1], self.dense_w)
         F.leaky_relu_(z, self.dense_slope)
@@ -154,18 +141,18 @@ class WindowScorer:
     engine : {"fast", "plain"}
         ``"fast"``: the inference-only CPU rewrite (falls back to ``"plain"`` off the CPU);
         ``"plain"``: the network's own forward pass, the float32 reference.
-    lstm_backend : {"auto", "onnxruntime", "torch"}
-        Fast engine only: who runs the BiLSTM and dense layers. ``"auto"``: ONNX Runtime when
-        it is installed (it is a dependency of minidet), else torch. The attribute of the same
-        name says which one runs (``None`` for the plain engine).
+    backend : {"auto", "onnxruntime", "torch"}
+        Fast engine only: who runs it. ``"auto"``: ONNX Runtime when it is installed (it is a
+        dependency of minidet), else torch. The attribute of the same name says which one
+        runs (``None`` for the plain engine).
     """
 
     def __init__(self, network: nn.Module, device: torch.device, engine: str = "fast",
-                 lstm_backend: str = "auto") -> None:
+                 backend: str = "auto") -> None:
         if engine not in ENGINES:
             raise ParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if lstm_backend not in LSTM_BACKENDS:
-            raise ParameterError(f"lstm_backend must be one of {LSTM_BACKENDS}, got {lstm_backend!r}")
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.device = torch.device(device)
         self.input_size = int(network.window_size)
         if engine == "fast" and self.device.type == "cpu":
@@ -174,20 +161,32 @@ class WindowScorer:
                 import copy
 
                 cpu_net = copy.deepcopy(network).to("cpu")
-            self._fast = _FastCpuNet(cpu_net.eval(), lstm_backend)
             self._net = None
             self.engine = "fast"
-            self.lstm_backend = self._fast.lstm_backend
+            self._fast = self._onnx = None
+            if backend != "torch":
+                from . import onnx_net
+
+                if onnx_net.available():
+                    self._onnx = onnx_net.OnnxNet(cpu_net.eval())
+                elif backend == "onnxruntime":
+                    raise ParameterError("backend='onnxruntime' needs the onnxruntime and onnx "
+                                         "packages (pip install onnxruntime onnx)")
+            if self._onnx is None:
+                self._fast = _FastCpuNet(cpu_net.eval())
+            self.backend = "onnxruntime" if self._onnx is not None else "torch"
         else:
-            self._fast = None
+            self._fast = self._onnx = None
             self._net = network.to(self.device).eval()
             self.engine = "plain"
-            self.lstm_backend = None
+            self.backend = None
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """Probabilities, float32 shape (n,), of raw float32 windows of shape (n, input_size)."""
         if len(windows) == 0:
             return np.zeros(0, dtype=np.float32)
+        if self._onnx is not None:
+            return self._onnx(windows)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
             if self.device.type != "cpu":

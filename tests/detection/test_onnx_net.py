@@ -1,4 +1,4 @@
-"""The fast engine's recurrent head in ONNX Runtime: same scores as torch, every model."""
+"""The fast engine in ONNX Runtime: the same scores as torch, for every model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from minidet.detection import onnx_head
+from minidet.detection import onnx_net
 from minidet.detection.scorer import WindowScorer
 from minidet.errors import ParameterError
 from minidet.model import load_model
@@ -24,11 +24,11 @@ def windows(shared) -> np.ndarray:
 
 
 def test_onnxruntime_is_what_the_fast_engine_uses():
-    assert onnx_head.available()
+    assert onnx_net.available()
     scorer = WindowScorer(load_model("gc").network, CPU)
-    assert scorer.engine == "fast" and scorer.lstm_backend == "onnxruntime"
-    assert WindowScorer(load_model("gc").network, CPU, lstm_backend="torch").lstm_backend == "torch"
-    assert WindowScorer(load_model("gc").network, CPU, engine="plain").lstm_backend is None
+    assert scorer.engine == "fast" and scorer.backend == "onnxruntime"
+    assert WindowScorer(load_model("gc").network, CPU, backend="torch").backend == "torch"
+    assert WindowScorer(load_model("gc").network, CPU, engine="plain").backend is None
 
 
 @pytest.mark.parametrize("name", available_models())
@@ -36,7 +36,7 @@ def test_every_bundled_model_scores_as_in_torch(name, windows):
     network = load_model(name).network
     ort = WindowScorer(network, CPU)(windows)
     plain = WindowScorer(network, CPU, engine="plain")(windows)
-    torch_lstm = WindowScorer(network, CPU, lstm_backend="torch")(windows)
+    torch_lstm = WindowScorer(network, CPU, backend="torch")(windows)
     assert ort.shape == plain.shape == (windows.shape[0],)
     assert ort.dtype == np.float32
     assert np.abs(ort - plain).max() < 1e-5
@@ -92,22 +92,34 @@ def test_one_session_from_two_threads_gives_the_same_scores(windows):
 
 
 def test_missing_onnxruntime_falls_back_to_torch_or_says_so(monkeypatch, windows):
-    monkeypatch.setattr(onnx_head, "available", lambda: False)
+    monkeypatch.setattr(onnx_net, "available", lambda: False)
     network = load_model("gc").network
     scorer = WindowScorer(network, CPU)
-    assert scorer.lstm_backend == "torch"
+    assert scorer.backend == "torch"
     assert np.abs(scorer(windows) - WindowScorer(network, CPU, engine="plain")(windows)).max() < 1e-5
     with pytest.raises(ParameterError, match="onnxruntime"):
-        WindowScorer(network, CPU, lstm_backend="onnxruntime")
+        WindowScorer(network, CPU, backend="onnxruntime")
 
 
 def test_bad_backend_name():
-    with pytest.raises(ParameterError, match="lstm_backend"):
-        WindowScorer(load_model("gc").network, CPU, lstm_backend="tensorflow")
+    with pytest.raises(ParameterError, match="backend must be"):
+        WindowScorer(load_model("gc").network, CPU, backend="tensorflow")
 
 
-def test_head_needs_a_bidirectional_one_layer_lstm():
-    lstm = torch.nn.LSTM(8, 4, bidirectional=False)
+def test_graph_needs_a_bidirectional_one_layer_lstm():
+    net = MiniMLNet().eval()
+    net.lstm = torch.nn.LSTM(80, 96, batch_first=True)
     with pytest.raises(ValueError, match="bidirectional"):
-        onnx_head.build_head_model(lstm, torch.zeros(4, 3), torch.zeros(3), 0.3, torch.zeros(3, 1),
-                                   torch.zeros(1))
+        onnx_net.build_model(net)
+
+
+def test_flat_and_constant_windows_score_as_in_torch():
+    """Min-max scaling happens inside the graph: a flat window (span 0) must not give NaN."""
+    network = load_model("gc").network
+    x = np.zeros((3, 600), np.float32)
+    x[1] = 5.0
+    x[2, 300:] = -1.0
+    ort = WindowScorer(network, CPU)(x)
+    plain = WindowScorer(network, CPU, engine="plain")(x)
+    assert np.isfinite(ort).all()
+    assert np.abs(ort - plain).max() < 1e-5
