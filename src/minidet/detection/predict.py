@@ -36,9 +36,10 @@ What minidet does differently, for speed and bounded memory:
   step with a 3e-4 warm threshold failed on a 30 events/s trace.
   ``coarse_step=refine_step`` drops step (2) (a plain 4-stride grid, 27-54 % of the
   windows, resting on the first fact only); ``mode="full"`` scores every window.
-- On the CPU, batches are scored on one thread per core, each running single-threaded
-  torch ops (:class:`~minidet.detection.scorer.WindowScorer`, an inference-only rewrite of
-  the network); torch's own thread count is restored afterwards.
+- On the CPU, batches are scored on one thread per core, each making single-threaded calls
+  (:class:`~minidet.detection.scorer.WindowScorer`: an inference-only rewrite of the
+  network, run by ONNX Runtime, or by torch without it); torch's own thread count is
+  restored afterwards.
 - The recording is walked from start to end, up to ``_SEGMENT_WINDOWS`` windows at a time (the
   fast mode's window set does not depend on it; see :func:`fast_schedule`), so a progress
   bar can show seconds of recording done and the time remaining.
