@@ -19,12 +19,13 @@ default on a CPU):
 Both engines are plain float32. Measured on 2 AVX2 cores (AMD EPYC, Zen 3), per window on
 one thread: plain 0.60-0.65 ms; fast in torch 0.43-0.50 ms (the LSTM 0.28-0.34 ms of it, at
 about 40-48 GFLOP/s); fast in ONNX Runtime 0.34-0.38 ms (its LSTM 0.20 ms). Tried and
-dropped: bfloat16 autocast (ten times slower without native bf16), ``torch.compile`` and TorchScript freezing (no faster, up to
-30 s of compilation), int8 dynamic quantisation of the LSTM (slower, and 0.05 off), oneDNN
-convolution with a fused LeakyReLU (no faster), a hand-written LSTM recurrence (1.5x
-slower than oneDNN's), im2col matrix products for the 2nd-4th convolutions (2x slower than
-oneDNN's channels-last convolutions), and a time-major conv stack (kernels ``(k, 1)`` over
-``(1, C, L, n)`` images) that would spare the LSTM its transposing copy (25 % slower).
+dropped: bfloat16 autocast (ten times slower without native bf16), ``torch.compile`` and
+TorchScript freezing (no faster, up to 30 s of compilation), int8 dynamic quantisation of
+the LSTM (slower, and 0.05 off), oneDNN convolution with a fused LeakyReLU (no faster), a
+hand-written LSTM recurrence (1.5x slower than oneDNN's), im2col matrix products for the
+2nd-4th convolutions (2x slower than oneDNN's channels-last convolutions), and a time-major
+conv stack (kernels ``(k, 1)`` over ``(1, C, L, n)`` images) that would spare the LSTM its
+transposing copy (25 % slower).
 A profile of the torch fast path on one thread: LSTM 63 %, convolutions 23 %, first
 convolution and dense layers 4 %, pooling 4 %, LeakyReLU 2 %, gathering and scaling windows 2 %.
 """
