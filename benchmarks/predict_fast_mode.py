@@ -71,7 +71,7 @@ def narrowest_run(scores: np.ndarray, threshold: float, level: float = 0.05) -> 
 
 
 def replay(scores: np.ndarray, k1: int, k: int, warm: float, refine: float) -> np.ndarray:
-    from minidet.detection.predict import _segment_windows, fast_schedule
+    from minidet.detection.predict import _SEGMENT_WINDOWS, fast_schedule
 
     def score(idx: np.ndarray) -> np.ndarray:
         return scores[idx]
@@ -79,7 +79,7 @@ def replay(scores: np.ndarray, k1: int, k: int, warm: float, refine: float) -> n
     evaluated, _ = fast_schedule(scores.size, k1, k, warm, refine, score)
     # predict walks the recording segment by segment: the same windows, whatever the segment
     walked, _ = fast_schedule(scores.size, k1, k, warm, refine, score,
-                               segment=_segment_windows(scores.size))
+                               segment=_SEGMENT_WINDOWS)
     if not np.array_equal(walked, evaluated):
         raise AssertionError("the segment-wise walk scored other windows than the whole-trace schedule")
     return evaluated

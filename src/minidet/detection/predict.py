@@ -87,8 +87,10 @@ DEFAULT_BATCH_SIZE = 128
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
 _PROGRESS_MIN_WINDOWS = 50_000
-#: windows per step of the walk along the recording (26 s at 50 kHz and stride 20); shorter
-#: recordings take at least 20 steps of at least 4096 windows, so that progress moves
+#: windows per step of the walk along the recording (26 s at 50 kHz and stride 20), whatever
+#: its length (the window set does not depend on it): smaller steps, tried so that the
+#: progress bar of a short recording moves 20 times, made the scoring calls smaller and
+#: predict about 20 % slower (40 s at 50 kHz: 7.6 s against 6.1 s)
 _SEGMENT_WINDOWS = 1 << 16
 #: lazy traces: windows closer than this (samples between one's end and the next's start)
 #: are read with one slice
@@ -519,15 +521,6 @@ class _WindowSource:
 
 
 # ------------------------------------------------------------------------------ scoring
-def _segment_windows(n_windows: int) -> int:
-    """Windows per step of :func:`predict`'s walk along a recording of ``n_windows``.
-
-    Always :data:`_SEGMENT_WINDOWS` (the window set does not depend on it): smaller steps,
-    tried so that the progress bar of a short recording moves 20 times, made the scoring
-    calls smaller and predict about 20 % slower (40 s at 50 kHz: 7.6 s against 6.1 s)."""
-    return _SEGMENT_WINDOWS
-
-
 def _score_windows(idx: np.ndarray, source: _WindowSource, scorer: Any, batch_size: int,
                    scores: np.ndarray, pool: Any = None, workers: int = 1) -> None:
     """Score windows ``idx`` into ``scores[idx]``, in batches of at most ``batch_size``, cut
@@ -693,7 +686,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     source = _WindowSource(recording.samples, plan, settings.chunk_size)
 
     n = plan.n_windows
-    segment = _segment_windows(n)
+    segment = _SEGMENT_WINDOWS
     k1 = max(1, settings.coarse_step // plan.model_stride)
     k = max(1, min(k1, settings.refine_step // plan.model_stride))
     step = plan.model_stride * plan.down / plan.up  # recording samples between windows
