@@ -20,6 +20,9 @@ Methods, side by side:
   ``model.fit``), run with ``--keras-python`` (a Python with TensorFlow, e.g. the one from
   benchmarks/setup_miniml_venv.sh); skipped when that Python is missing.
 
+Below the table, ``floor``: the time the BiLSTM's matrix products alone need for the same
+number of steps (``lstm_matmul_floor``), the least any LSTM kernel can take on this machine.
+
 The table's last column, ``vs keras``, is Keras' total time over the row's (the figure that
 counts: both measured in the same run); ``vs 80 s`` compares with miniML's quoted time. Timings
 taken while the machine runs other work are not comparable between runs.
@@ -215,6 +218,49 @@ def gc_example(threads: int) -> None:
                   f"({time.perf_counter() - t0:.0f} s)")
 
 
+def lstm_matmul_floor(steps: int, batch: int = 64) -> dict:
+    """Seconds that the BiLSTM's matrix products alone need for ``steps`` training steps.
+
+    Per step and direction (T = 50 time steps of 80 conv features, 96 units, batch 64):
+    the input projection (T*batch x 80 by 80 x 384), the recurrent products of the forward
+    and the backward pass (T times batch x 96 by 96 x 384), and the two weight gradients
+    (384 x T*batch by T*batch x 80 and by T*batch x 96). The input gradient is left out
+    (the convolutions are frozen). Timed with torch's own matrix product on one core; the two
+    directions run on the two cores at the same time, so a step takes one direction's time.
+    Any LSTM kernel needs at least this; the element-wise gate arithmetic, the dense layers,
+    validation and the optimizer come on top.
+    """
+    T, C, H = 50, 80, 96
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(T * batch, C, generator=gen)
+    w_ih, w_hh = torch.randn(4 * H, C, generator=gen), torch.randn(4 * H, H, generator=gen)
+    h, dg = torch.randn(batch, H, generator=gen), torch.randn(batch, 4 * H, generator=gen)
+    dG, hs = torch.randn(T * batch, 4 * H, generator=gen), torch.randn(T * batch, H, generator=gen)
+    out_in, out_step, out_h = torch.empty(T * batch, 4 * H), torch.empty(batch, 4 * H), torch.empty(batch, H)
+    out_wih, out_whh = torch.empty(4 * H, C), torch.empty(4 * H, H)
+
+    def one_step() -> None:
+        torch.mm(x, w_ih.t(), out=out_in)
+        for _ in range(T):
+            torch.mm(h, w_hh.t(), out=out_step)
+        for _ in range(T):
+            torch.mm(dg, w_hh, out=out_h)
+        torch.mm(dG.t(), x, out=out_wih)
+        torch.mm(dG.t(), hs, out=out_whh)
+
+    for _ in range(5):
+        one_step()
+    reps = 40
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        one_step()
+    per_step = (time.perf_counter() - t0) / reps
+    macs = T * batch * 4 * H * (C + H + H + C + H)
+    return {"ms_per_step": per_step * 1e3, "seconds": per_step * steps,
+            "gflops": 2 * macs / per_step / 1e9}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=21)
@@ -264,6 +310,8 @@ def main() -> None:
                          r["seconds"] / args.epochs, r["accuracy"], r["val_loss"]))
 
     keras_total = next((row[2] for row in rows if row[1] == "tf"), None)
+    steps = args.epochs * -(-int(round(0.8 * windows.shape[0])) // 64)
+    floor = lstm_matmul_floor(steps)
     print(f"\n{'method':<52} {'threads':>7} {'total s':>8} {'s/epoch':>8} {'held-out acc':>12} "
           f"{'best val loss':>13} {'vs 80 s':>8} {'vs keras':>8}")
     for name, threads, total, per, acc, loss in rows:
@@ -273,6 +321,11 @@ def main() -> None:
         print(f"{name:<52} {threads!s:>7} {total:8.1f} {per:8.2f} {acc_s:>12} {loss_s:>13} "
               f"{REFERENCE_SECONDS / total:7.1f}x {vs_keras:>8}")
     print(f"{'miniML documentation (CPU, 1000 windows)':<52} {'-':>7} {REFERENCE_SECONDS:8.1f}")
+    print(f"\nfloor: the BiLSTM's matrix products alone take {floor['ms_per_step']:.1f} ms per training step "
+          f"and direction on one core ({floor['gflops']:.0f} GFLOP/s), {floor['seconds']:.1f} s for the "
+          f"{steps} steps with the two directions on two cores"
+          + ("" if keras_total is None else
+             f"; 4x Keras' time would be {keras_total / 4:.1f} s for everything"))
     print("\ntotal s for the plain loop is extrapolated from the epochs it ran; minidet's totals "
           "include caching the conv features and validation every epoch; with 2 threads minidet "
           "runs the LSTM's two directions in parallel, one thread each (fast_lstm.TwoThreadBiLSTM). "
