@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--calibration-s", type=float, default=15.0)
     p.add_argument("--train-seed", type=int, default=1234)
+    p.add_argument("--fine-tune", action="store_true",
+                   help="train every layer of gc (conv and batch norm too), not only the LSTM and dense layers")
+    p.add_argument("--name", default="gc-robust", help="name stored in the model")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--recalibrate", default=None, metavar="MODEL",
                    help="only calibrate the threshold of this trained model file again and write it to --out")
@@ -157,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = TrainSettings(learning_rate=args.learning_rate, batch_size=args.batch_size,
                              max_epochs=args.max_epochs, patience=args.patience, seed=args.train_seed,
-                             device="cpu")
+                             device="cpu", fine_tune=args.fine_tune)
     with warnings.catch_warnings():
         # positives put the onset anywhere in the window, which fools the direction hint
         warnings.filterwarnings("ignore", message="the average event in the dataset goes")
-        result = train_model((x, y), base="gc", settings=settings, name="gc-robust", progress=True)
+        result = train_model((x, y), base="gc", settings=settings, name=args.name, progress=True)
     print(result.summary(), file=sys.stderr)
 
     tmp = out.with_name(out.name + ".uncalibrated.tmp")
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "recordings": table,
     }
     metadata = result.metadata.replace(
-        name="gc-robust", threshold=threshold, description=DESCRIPTION,
+        name=args.name, threshold=threshold, description=DESCRIPTION,
         source_file="scripts/train_default_model.py", provenance=provenance)
     save_model_file(out, result.network, metadata, overwrite=args.force)
     model = load_model(out)

@@ -405,6 +405,9 @@ def convert(source: str, target: str, name: str | None, window_size: int | None,
               help="CPU threads for training. [torch's default]")
 @click.option("--no-cache", is_flag=True,
               help="Transfer learning: run the frozen conv layers every epoch (slower, same result).")
+@click.option("--fine-tune", is_flag=True,
+              help="With --from: train every layer from the base weights (conv and batch norm too) "
+                   "instead of freezing the conv layers. Slower; needs more data.")
 @click.option("--name", default=None, help="Short name stored in the model. [OUT's name]")
 @click.option("--no-report", is_flag=True, help="Do not write NAME.report.png / NAME.report.json.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -414,12 +417,13 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
           training_direction: str | None, max_epochs: int, batch_size: int | None,
           learning_rate: float | None, dropout: float | None, patience: int | None,
           min_delta: float | None, validation_fraction: float, seed: int, no_resample: bool,
-          device: str, threads: int | None, no_cache: bool, name: str | None, no_report: bool,
-          no_progress: bool, force: bool) -> None:
+          device: str, threads: int | None, no_cache: bool, fine_tune: bool, name: str | None,
+          no_report: bool, no_progress: bool, force: bool) -> None:
     """Train a classifier on a scored DATASET (miniML's HDF5 layout; score 2 is left out).
 
     With --from, transfer learning: the base model's conv and batch-norm layers stay frozen and
-    the LSTM and dense layers are trained. Without it, full training with miniML's recipe.
+    the LSTM and dense layers are trained (--fine-tune trains every layer). Without it, full
+    training with miniML's recipe.
     Writes OUT (temp file + rename) with window size, directions, the ROC's optimal threshold
     and provenance in its metadata, plus a report (curves, ROC, confusion matrix; PNG + JSON).
     Ctrl-C stops training and keeps the best model so far.
@@ -448,7 +452,7 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
         min_delta=min_delta, max_epochs=max_epochs, validation_fraction=validation_fraction,
         seed=seed, resample=not no_resample, event_direction=event_direction,
         training_direction=training_direction, device=device, cache_features=not no_cache,
-        num_threads=threads)
+        fine_tune=fine_tune, num_threads=threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train_model(dataset, base=base, settings=settings,

@@ -246,6 +246,25 @@ def test_transfer_learning_with_two_threads_is_deterministic_and_matches_one():
                                rtol=1e-4, atol=1e-6)
 
 
+def test_fine_tuning_trains_every_layer_and_needs_a_base():
+    x, y = synthetic(12, length=600, seed=2)
+    base = load_model("gc")
+    settings = TrainSettings(fine_tune=True, **FAST_TL)
+    runs = [train_model((x, y), base=base, settings=settings, progress=False) for _ in range(2)]
+    assert runs[0].history["loss"] == runs[1].history["loss"]  # deterministic
+    sd, sd_base = runs[0].network.state_dict(), base.network.state_dict()
+    assert not torch.equal(sd["blocks.0.conv.conv.weight"], sd_base["blocks.0.conv.conv.weight"])
+    # batch norm trained and its statistics recalibrated on the training windows
+    assert not torch.equal(sd["blocks.0.bn.running_mean"], sd_base["blocks.0.bn.running_mean"])
+    assert not torch.equal(sd["lstm.weight_hh_l0"], sd_base["lstm.weight_hh_l0"])
+    assert runs[0].provenance["mode"] == "fine-tuning"
+    assert runs[0].provenance["settings"]["fine_tune"] is True
+    with pytest.raises(ParameterError, match="fine_tune"):
+        train_model((x, y), settings=settings, progress=False)
+    with pytest.raises(ParameterError, match="fine_tune"):
+        TrainSettings(fine_tune="yes")
+
+
 def test_interrupt_keeps_best_model():
     x, y = synthetic(12, length=600, seed=3)
 

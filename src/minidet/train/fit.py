@@ -150,6 +150,12 @@ class TrainSettings:
     cache_features : bool
         Transfer learning only: compute the frozen convolution stack once per window (True).
         False runs the whole network every epoch (same result, slower; for comparison).
+    fine_tune : bool
+        Transfer learning only: train every layer from the base weights (convolutions and
+        batch norm included, batch norm in training mode and recalibrated as in full
+        training) instead of freezing the convolution and batch-norm layers (False, miniML's
+        recipe). Slower (no cached features) and it needs more data; for preparations far
+        from the base model's (other noise, other kinetics).
     num_threads : int, optional
         CPU threads for torch during training (restored afterwards); None leaves torch's. With
         two or more, transfer learning on a CPU runs the LSTM's two directions in parallel,
@@ -174,6 +180,7 @@ class TrainSettings:
     training_direction: str | None = None
     device: str = "auto"
     cache_features: bool = True
+    fine_tune: bool = False
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -211,6 +218,7 @@ class TrainSettings:
               f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _need(isinstance(self.cache_features, bool),
               f"cache_features must be true or false, got {self.cache_features!r}")
+        _need(isinstance(self.fine_tune, bool), f"fine_tune must be true or false, got {self.fine_tune!r}")
         _need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
               f"num_threads must be a positive integer or None, got {self.num_threads!r}")
 
@@ -672,6 +680,9 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
     if not isinstance(settings, TrainSettings):
         raise ParameterError(f"settings must be a TrainSettings, got {type(settings).__name__}")
     transfer = base is not None
+    if settings.fine_tune and not transfer:
+        raise ParameterError("fine_tune trains a base model's layers; give a base model (--from), "
+                             "or leave fine_tune off for full training")
     base_model = _load_base(base) if transfer else None
     settings = settings.resolved(transfer)
     if transfer:
@@ -704,7 +715,8 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
         else:
             network = keras_init_(MiniMLNet(input_size, dropout=float(settings.dropout)))
         network.to(device)
-        run = _fit(network, data, settings, transfer, device, progress, on_epoch)
+        frozen = transfer and not settings.fine_tune
+        run = _fit(network, data, settings, frozen, device, progress, on_epoch)
         metrics, roc = _evaluate(network, data, device)
     network = network.to("cpu").eval()
     metadata, provenance = _build_metadata(
@@ -717,9 +729,9 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
         seconds=run["seconds"], device=str(device))
 
 
-def _set_train_mode(network: MiniMLNet, transfer: bool) -> None:
+def _set_train_mode(network: MiniMLNet, frozen: bool) -> None:
     network.train()
-    if transfer:
+    if frozen:
         # Frozen batch norm runs in inference mode (running statistics unchanged).
         for block in network.blocks:
             block.eval()
@@ -731,7 +743,7 @@ def _batched_features(network: MiniMLNet, x: torch.Tensor) -> torch.Tensor:
                           for i in range(0, x.shape[0], _FEATURE_BATCH)]).contiguous()
 
 
-def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transfer: bool,
+def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, frozen: bool,
          device: torch.device, progress: bool,
          on_epoch: Callable[[int, dict], None] | None) -> dict:
     start = time.perf_counter()
@@ -740,27 +752,27 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
     x_val = torch.from_numpy(data.x_val).to(device)
     y_val = torch.from_numpy(data.y_val).to(device)
 
-    if transfer:
+    if frozen:
         for p in network.blocks.parameters():
             p.requires_grad_(False)
     params = [p for p in network.parameters() if p.requires_grad]
-    # Transfer learning on a CPU: the fused Adam step (one kernel per tensor instead of a dozen;
+    # Frozen convolutions on a CPU: the fused Adam step (one kernel per tensor instead of a dozen;
     # the same update to float32 rounding) saves about 1 ms per batch. optim.Adam runs
     # torch.optim.Adam's arithmetic without importing torch's compiler (1.5-2.5 s).
-    fused = None if transfer and device.type == "cpu" else False
+    fused = None if frozen and device.type == "cpu" else False
     optimizer = Adam(params, lr=settings.learning_rate, eps=settings.epsilon,
                      amsgrad=settings.amsgrad, fused=fused)
     loss_fn = nn.BCEWithLogitsLoss()
 
-    cached = transfer and settings.cache_features
+    cached = frozen and settings.cache_features
     if cached:
         network.eval()
         in_train, in_val = _batched_features(network, x_train), _batched_features(network, x_val)
     else:
         in_train, in_val = x_train, x_val
-    # Transfer learning on a CPU with two threads or more: the LSTM's two directions run at
+    # Frozen convolutions on a CPU with two threads or more: the LSTM's two directions run at
     # the same time, one per thread, each with one intra-op thread (see fast_lstm).
-    two_threads = transfer and device.type == "cpu" and torch.get_num_threads() >= 2
+    two_threads = frozen and device.type == "cpu" and torch.get_num_threads() >= 2
     bilstm = TwoThreadBiLSTM(network.lstm) if two_threads else None
     if cached:
         forward = lambda inputs: head_logits(network, inputs, bilstm)  # noqa: E731
@@ -785,7 +797,7 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
             torch.set_num_threads(1)
         for epoch in range(1, settings.max_epochs + 1):
             t0 = time.perf_counter()
-            _set_train_mode(network, transfer)
+            _set_train_mode(network, frozen)
             order = torch.randperm(n, generator=generator).to(device)
             total, correct = 0.0, 0
             for i in range(0, n, settings.batch_size):
@@ -797,7 +809,7 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, transf
                 optimizer.step()
                 total += float(loss.detach()) * idx.numel()
                 correct += int(((logits.detach() >= 0) == (y_train[idx] >= 0.5)).sum())
-            if not transfer:
+            if not frozen:
                 _recalibrate_batchnorm(network, x_train)
             network.eval()
             with torch.no_grad():
@@ -874,7 +886,7 @@ def _build_metadata(network: MiniMLNet, data: PreparedData, settings: TrainSetti
                     source: DatasetSource, base_model: Any, metrics: ClassificationMetrics,
                     run: dict, name: str | None, device: torch.device) -> tuple[ModelMetadata, dict]:
     transfer = base_model is not None
-    mode = "transfer learning" if transfer else "full training"
+    mode = ("fine-tuning" if settings.fine_tune else "transfer learning") if transfer else "full training"
     if transfer:
         bm = base_model.metadata
         factor = data.window_size / bm.window_size
