@@ -362,3 +362,6 @@ def test_cli_train_bad_datasets(tmp_path):
     r = CliRunner().invoke(main, ["train", str(short), "--out", str(tmp_path / "e.minidet.safetensors"),
                                   "--from", "gc", "--no-resample"])
     assert r.exit_code == 2 and "600 samples" in r.output
+    r = CliRunner().invoke(main, ["train", str(short), "--out", str(tmp_path / "f.minidet.safetensors"),
+                                  "--fine-tune"])
+    assert r.exit_code == 2 and "give a base model (--from)" in r.output
