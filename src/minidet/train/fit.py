@@ -759,9 +759,8 @@ def _fit(network: MiniMLNet, data: PreparedData, settings: TrainSettings, frozen
     # Frozen convolutions on a CPU: the fused Adam step (one kernel per tensor instead of a dozen;
     # the same update to float32 rounding) saves about 1 ms per batch. optim.Adam runs
     # torch.optim.Adam's arithmetic without importing torch's compiler (1.5-2.5 s).
-    fused = None if frozen and device.type == "cpu" else False
     optimizer = Adam(params, lr=settings.learning_rate, eps=settings.epsilon,
-                     amsgrad=settings.amsgrad, fused=fused)
+                     amsgrad=settings.amsgrad, fused=frozen and device.type == "cpu")
     loss_fn = nn.BCEWithLogitsLoss()
 
     cached = frozen and settings.cache_features

@@ -39,13 +39,13 @@ class Adam:
         Added to the denominator, after the bias correction (as ``torch.optim.Adam``).
     amsgrad : bool
         Use the running maximum of the second moment (miniML trains with it).
-    fused : bool or None
-        True or None: the fused kernel where torch has one for the parameters (None falls back
-        silently, True too: the arithmetic is the same); False: always the per-tensor path.
+    fused : bool
+        True: the fused kernel where torch has one for the parameters, else (silently, the
+        arithmetic is the same) the per-tensor path; False: always the per-tensor path.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, amsgrad: bool = False, fused: bool | None = None) -> None:
+                 eps: float = 1e-8, amsgrad: bool = False, fused: bool = True) -> None:
         self.params = [p for p in params]
         if not self.params:
             raise ValueError("Adam needs at least one parameter")
@@ -59,7 +59,7 @@ class Adam:
                                 for p in self.params] if self.amsgrad else [])
         # Step counts as float32 tensors on the parameters' devices, as the fused kernel wants.
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-        self.fused = fused is not False and self._fused_supported()
+        self.fused = bool(fused) and self._fused_supported()
 
     def _fused_supported(self) -> bool:
         if not hasattr(torch, "_fused_adam_"):
