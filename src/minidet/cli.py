@@ -132,6 +132,9 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Hann filter width of the derivative, samples. [model default]"),
         click.option("--rel-prom-cutoff", type=float, default=None,
                      help="Relative prominence that separates overlapping events, 0-1. [model default]"),
+        click.option("--smoothing-steps", type=int, default=None,
+                     help="Average the prediction over this many window steps before finding its peaks "
+                          "(1 = none, as miniML). [model default]"),
         click.option("--no-resample", is_flag=True, default=False,
                      help="Do not resample the trace to the model's input size."),
         click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]"),

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 from scipy import signal
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import correlate1d, maximum_filter1d
 
 from ..errors import ParameterError
 from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
@@ -51,6 +51,7 @@ __all__ = [
     "analysis_filter",
     "filter_range",
     "candidate_regions",
+    "smoothed_prediction",
     "smoothed_gradient",
     "gradient_threshold",
     "exact_median",
@@ -110,6 +111,12 @@ class LocateSettings:
         ``"negative"`` or ``"positive"``: the direction of the events in the recording.
     mad_multiplier
         The derivative threshold is median + ``mad_multiplier`` robust SD (> 0).
+    smoothing_steps
+        Moving average of the prediction over this many prediction steps (window
+        strides) before its peaks are found; 1 = none (miniML). Each event is scored by
+        the ~20 windows that hold it; averaging neighbouring scores lets an event that
+        many windows agree on pass, and a noise dip that only a few windows score high
+        fall below the threshold. Integer >= 1.
     """
 
     window_size: int = 600
@@ -122,6 +129,7 @@ class LocateSettings:
     rel_prom_cutoff: float = 0.25
     event_direction: str = "negative"
     mad_multiplier: float = 4.0
+    smoothing_steps: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.window_size, bool) or not isinstance(self.window_size, (int, np.integer)) or self.window_size < 30:
@@ -144,6 +152,11 @@ class LocateSettings:
         direction_sign(self.event_direction)
         if not (isinstance(self.mad_multiplier, (int, float)) and self.mad_multiplier > 0):
             raise ParameterError(f"mad_multiplier must be a positive number, got {self.mad_multiplier!r}")
+        if (isinstance(self.smoothing_steps, bool) or not isinstance(self.smoothing_steps, (int, np.integer))
+                or self.smoothing_steps < 1):
+            raise ParameterError(
+                f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = no smoothing), "
+                f"got {self.smoothing_steps!r}")
 
     @property
     def sign(self) -> int:
@@ -153,6 +166,13 @@ class LocateSettings:
     def stride_samples(self) -> float:
         """Prediction step in samples of the recording."""
         return float(self.stride) if self.stride is not None else float(max(1, round(self.window_size / 30)))
+
+    @property
+    def smoothing_samples(self) -> int:
+        """Length (samples of the recording) of the prediction's moving average; 1 = none."""
+        if self.smoothing_steps <= 1:
+            return 1
+        return max(1, int(round(self.smoothing_steps * self.stride_samples)))
 
     @property
     def smoothing_win(self) -> int:
@@ -308,6 +328,30 @@ class _FilteredPrediction:
         piece = np.asarray(self.pred[lo:hi], dtype=np.float64)
         out = maximum_filter1d(piece, size=self.size, origin=self.origin)
         return out[start - lo : stop - lo]
+
+
+def smoothed_prediction(prediction, size: int):
+    """The prediction's centred moving average over ``size`` samples, computed on demand.
+
+    A lazy trace (same length) whose every range is read with ``size`` samples of margin
+    either side, so it equals ``correlate1d(whole, ones(size) / size)`` ('reflect' at the
+    trace's own ends) to the last bit: the sum for each output runs over the same inputs in
+    the same order whatever piece it is read in. ``size <= 1`` returns the prediction.
+    """
+    size = int(size)
+    if size <= 1:
+        return prediction
+    pred = _as_trace(prediction)
+    n = len(pred)
+    weights = np.full(size, 1.0 / size)
+    margin = size + 2
+
+    def read(start: int, stop: int) -> np.ndarray:
+        lo, hi = max(0, start - margin), min(n, stop + margin)
+        piece = np.asarray(pred[lo:hi], dtype=np.float64)
+        return correlate1d(piece, weights, mode="reflect")[start - lo : stop - lo]
+
+    return LazyTrace(n, read, description=f"prediction averaged over {size} samples")
 
 
 def _peaks_and_gaps(filt: _FilteredPrediction, height: float, chunk_size: int):
@@ -978,6 +1022,7 @@ def locate_events(
         raise ParameterError(
             f"prediction has {n_pred} samples, more than the recording's {recording.n_samples}"
         )
+    pred = smoothed_prediction(pred, settings.smoothing_samples)
     regions = candidate_regions(pred, settings, chunk_size=chunk_size)
     gradient = smoothed_gradient(recording, settings, chunk_size=GRADIENT_BLOCK, lazy=True)
     # one walk over the derivative: the threshold's median and MAD, and each searched

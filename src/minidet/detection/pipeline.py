@@ -65,6 +65,7 @@ _METADATA_KEYS = {
     "gradient_convolve_win": ("gradient_convolve_win",),
     "stride": ("stride",),
     "resample": ("resample", "resample_to_600"),
+    "smoothing_steps": ("smoothing_steps",),
 }
 
 
@@ -106,6 +107,9 @@ class DetectSettings:
         an overlapping event.
     peak_w
         Minimum prediction peak width in prediction steps (>= 1).
+    smoothing_steps
+        Moving average of the prediction over this many prediction steps before its
+        peaks are found (>= 1; 1 = none, as miniML). A model may carry its own.
     batch_size
         Windows per forward pass (>= 1); 128 keeps memory flat on a CPU (512 held ~0.5 GB more for no gain).
     device
@@ -128,6 +132,7 @@ class DetectSettings:
     filter_factor: float = 20.0
     rel_prom_cutoff: float = 0.25
     peak_w: int = 5
+    smoothing_steps: int = 1
     batch_size: int = 128
     device: str = "auto"
     predict_mode: str = "fast"
@@ -163,6 +168,9 @@ class DetectSettings:
             raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
         if not _is_int(self.peak_w) or self.peak_w < 1:
             raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
+        if not _is_int(self.smoothing_steps) or self.smoothing_steps < 1:
+            raise ParameterError(
+                f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = none), got {self.smoothing_steps!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if not isinstance(self.device, str) or not self.device:
@@ -194,6 +202,7 @@ class DetectSettings:
             filter_factor=float(self.filter_factor),
             rel_prom_cutoff=float(self.rel_prom_cutoff),
             event_direction=self.event_direction,
+            smoothing_steps=int(self.smoothing_steps),
         )
 
     def measure_settings(self) -> MeasureSettings:
@@ -259,7 +268,8 @@ def resolve_settings(
                 values[name] = meta_values[name]
     values.update(overrides)
     # metadata may carry numpy / float types for integer fields
-    for name in ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "batch_size"):
+    for name in ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
+                 "batch_size"):
         v = values.get(name)
         if isinstance(v, (float, np.floating, np.integer)) and not isinstance(v, bool) and float(v).is_integer():
             values[name] = int(v)

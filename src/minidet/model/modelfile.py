@@ -78,6 +78,9 @@ class ModelMetadata:
         Whether the detector resamples so that ``window_size`` maps onto the network input.
     convolve_win, gradient_convolve_win : int or None
         Default Hann-window lengths (samples) for the trace and its derivative; None if unknown.
+    smoothing_steps : int
+        Default moving average of the prediction, in prediction steps, before its peaks are
+        found (1 = none, miniML's models).
     description : str
         What the model is for and what it was trained on.
     source_file, source_sha256 : str
@@ -103,6 +106,7 @@ class ModelMetadata:
     resample: bool = True
     convolve_win: int | None = 20
     gradient_convolve_win: int | None = 40
+    smoothing_steps: int = 1
     description: str = ""
     source_file: str = ""
     source_sha256: str = ""
@@ -134,6 +138,8 @@ class ModelMetadata:
             value = getattr(self, key)
             _need(value is None or (_is_int(value) and value >= 1),
                   f"{key} must be a positive integer (samples) or None, got {value!r}")
+        _need(_is_int(self.smoothing_steps) and self.smoothing_steps >= 1,
+              f"smoothing_steps must be an integer >= 1 (prediction steps), got {self.smoothing_steps!r}")
         _need(self.architecture in ARCHITECTURES,
               f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         _need(_is_int(self.format_version) and 1 <= self.format_version <= FORMAT_VERSION,
