@@ -132,6 +132,8 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Hann filter width of the derivative, samples. [model default]"),
         click.option("--rel-prom-cutoff", type=float, default=None,
                      help="Relative prominence that separates overlapping events, 0-1. [model default]"),
+        click.option("--peak-prominence", type=float, default=None,
+                     help="Minimum prominence of a prediction peak, 0-1 (miniML: the threshold). [model default]"),
         click.option("--smoothing-steps", type=int, default=None,
                      help="Average the prediction over this many window steps before finding its peaks "
                           "(1 = none, as miniML). [model default]"),

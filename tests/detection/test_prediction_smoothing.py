@@ -118,3 +118,61 @@ def test_cli_rejects_bad_smoothing_steps(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "smoothing_steps" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- peak prominence
+def _burst_prediction(n: int) -> np.ndarray:
+    """Two score peaks (1.0, then 0.97) separated by a dip to 0.3: prominence 0.67 for the second."""
+    pred = np.full(n, 0.01)
+    pred[20_000:20_400] = 1.0
+    pred[20_400:20_600] = 0.3
+    pred[20_600:21_000] = 0.97
+    return pred
+
+
+def test_peak_prominence_keeps_the_second_event_of_a_burst():
+    rng = np.random.default_rng(5)
+    n = 60_000
+    x = rng.normal(0, 1, n)
+    t = np.arange(400) / 50_000
+    for onset in (20_150, 20_750):
+        x[onset:onset + 400] -= 12 * (1 - np.exp(-t / 2e-4)) * np.exp(-t / 1.5e-3)
+    rec = Recording(x, 50_000.0)
+    pred = _burst_prediction(n)
+    minimlike = locate_events(rec, pred, LocateSettings(threshold=0.93))
+    assert len(minimlike.regions) == 1  # the second peak rises only 0.69 above the dip: dropped
+    kept = locate_events(rec, pred, LocateSettings(threshold=0.93, peak_prominence=0.5))
+    assert len(kept.regions) == 2
+    assert LocateSettings(threshold=0.7).prominence == 0.7
+    assert LocateSettings(threshold=0.7, peak_prominence=0.25).prominence == 0.25
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "0.5", float("nan")])
+def test_bad_peak_prominence_is_a_clear_error(bad):
+    with pytest.raises(ParameterError, match="peak_prominence"):
+        LocateSettings(peak_prominence=bad)
+    with pytest.raises(ParameterError, match="peak_prominence"):
+        DetectSettings(peak_prominence=bad)
+    with pytest.raises(ParameterError, match="peak_prominence"):
+        ModelMetadata(name="m", peak_prominence=bad)
+
+
+def test_peak_prominence_travels_with_the_model_and_can_be_overridden():
+    meta = dataclasses.replace(load_model("gc").metadata, peak_prominence=0.5).to_dict()
+    assert ModelMetadata.from_dict(meta).peak_prominence == 0.5
+    assert resolve_settings(None, meta, {}, "gc").locate_settings().prominence == 0.5
+    assert resolve_settings(None, meta, {"peak_prominence": 0.3}, "gc").peak_prominence == 0.3
+    # explicit settings without it take the model's; miniML's models have none (= threshold)
+    assert resolve_settings(DetectSettings(), meta, {}, "gc").peak_prominence == 0.5
+    gc = resolve_settings(None, load_model("gc").metadata.to_dict(), {"threshold": 0.8}, "gc")
+    assert gc.peak_prominence is None and gc.locate_settings().prominence == 0.8
+
+
+def test_cli_rejects_bad_peak_prominence(tmp_path):
+    from click.testing import CliRunner
+
+    example = CliRunner().invoke(main, ["example-path"]).stdout.strip()
+    result = CliRunner().invoke(main, ["detect", example, "--out", str(tmp_path / "out"), "--peak-prominence", "2"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "peak_prominence" in lines[0]

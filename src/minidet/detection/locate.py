@@ -90,7 +90,8 @@ class LocateSettings:
         (start ``window_size / 4`` after the prediction peak's left edge, end
         ``window_size / 2`` after its right edge), the border margins and the merge distance.
     threshold
-        Minimum height (and prominence) of a prediction peak, in (0, 1).
+        Minimum height of a prediction peak, in (0, 1); also its minimum prominence unless
+        ``peak_prominence`` is given (miniML's rule).
     peak_w
         Minimum width of a prediction peak, in prediction steps (>= 1).
     stride
@@ -111,6 +112,11 @@ class LocateSettings:
         ``"negative"`` or ``"positive"``: the direction of the events in the recording.
     mad_multiplier
         The derivative threshold is median + ``mad_multiplier`` robust SD (> 0).
+    peak_prominence
+        Minimum prominence of a prediction peak, in (0, 1]; ``None`` -> ``threshold``
+        (miniML). With a high threshold (0.93) that rule needs the prediction to fall below
+        0.07 between two events, so in a burst every event after the first is lost; a
+        prominence of 0.5 keeps them.
     smoothing_steps
         Moving average of the prediction over this many prediction steps (window
         strides) before its peaks are found; 1 = none (miniML). Each event is scored by
@@ -130,6 +136,7 @@ class LocateSettings:
     event_direction: str = "negative"
     mad_multiplier: float = 4.0
     smoothing_steps: int = 1
+    peak_prominence: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.window_size, bool) or not isinstance(self.window_size, (int, np.integer)) or self.window_size < 30:
@@ -152,6 +159,12 @@ class LocateSettings:
         direction_sign(self.event_direction)
         if not (isinstance(self.mad_multiplier, (int, float)) and self.mad_multiplier > 0):
             raise ParameterError(f"mad_multiplier must be a positive number, got {self.mad_multiplier!r}")
+        if self.peak_prominence is not None and not (
+            isinstance(self.peak_prominence, (int, float, np.floating)) and not isinstance(self.peak_prominence, bool)
+            and 0 < self.peak_prominence <= 1
+        ):
+            raise ParameterError(
+                f"peak_prominence must be a number in (0, 1] or None (= threshold), got {self.peak_prominence!r}")
         if (isinstance(self.smoothing_steps, bool) or not isinstance(self.smoothing_steps, (int, np.integer))
                 or self.smoothing_steps < 1):
             raise ParameterError(
@@ -166,6 +179,11 @@ class LocateSettings:
     def stride_samples(self) -> float:
         """Prediction step in samples of the recording."""
         return float(self.stride) if self.stride is not None else float(max(1, round(self.window_size / 30)))
+
+    @property
+    def prominence(self) -> float:
+        """Resolved minimum prominence of a prediction peak."""
+        return float(self.threshold if self.peak_prominence is None else self.peak_prominence)
 
     @property
     def smoothing_samples(self) -> int:
@@ -493,14 +511,14 @@ def candidate_regions(prediction, settings: LocateSettings, *, chunk_size: int =
         return empty
     factor = _samples_per_step(n, settings.stride_samples)
     # the max filter bridges the dips between adjacent windows' scores (miniML: 5 steps,
-    # origin -2); height and prominence both at the threshold
+    # origin -2); height at the threshold, prominence at peak_prominence (miniML: the threshold)
     size = max(1, int(5 * factor))
     filt = _FilteredPrediction(pred, size, max(-(size // 2), -2))
     peaks, heights, gaps = _peaks_and_gaps(filt, settings.threshold, int(chunk_size))
     if peaks.size == 0:
         return empty
     prom = _stack_prominences(heights, gaps)
-    keep = prom >= settings.threshold
+    keep = prom >= settings.prominence
     peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
     if peaks.size == 0:
         return empty

@@ -66,6 +66,7 @@ _METADATA_KEYS = {
     "stride": ("stride",),
     "resample": ("resample", "resample_to_600"),
     "smoothing_steps": ("smoothing_steps",),
+    "peak_prominence": ("peak_prominence",),
 }
 
 
@@ -110,6 +111,9 @@ class DetectSettings:
     smoothing_steps
         Moving average of the prediction over this many prediction steps before its
         peaks are found (>= 1; 1 = none, as miniML). A model may carry its own.
+    peak_prominence
+        Minimum prominence of a prediction peak, in (0, 1]; ``None`` -> ``threshold``
+        (miniML). A model may carry its own.
     batch_size
         Windows per forward pass (>= 1); 128 keeps memory flat on a CPU (512 held ~0.5 GB more for no gain).
     device
@@ -133,6 +137,7 @@ class DetectSettings:
     rel_prom_cutoff: float = 0.25
     peak_w: int = 5
     smoothing_steps: int = 1
+    peak_prominence: float | None = None
     batch_size: int = 128
     device: str = "auto"
     predict_mode: str = "fast"
@@ -168,6 +173,12 @@ class DetectSettings:
             raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
         if not _is_int(self.peak_w) or self.peak_w < 1:
             raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
+        if self.peak_prominence is not None and not (
+            isinstance(self.peak_prominence, (int, float, np.floating)) and not isinstance(self.peak_prominence, bool)
+            and 0 < self.peak_prominence <= 1
+        ):
+            raise ParameterError(
+                f"peak_prominence must be a number in (0, 1] or None (= threshold), got {self.peak_prominence!r}")
         if not _is_int(self.smoothing_steps) or self.smoothing_steps < 1:
             raise ParameterError(
                 f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = none), got {self.smoothing_steps!r}")
@@ -203,6 +214,7 @@ class DetectSettings:
             rel_prom_cutoff=float(self.rel_prom_cutoff),
             event_direction=self.event_direction,
             smoothing_steps=int(self.smoothing_steps),
+            peak_prominence=None if self.peak_prominence is None else float(self.peak_prominence),
         )
 
     def measure_settings(self) -> MeasureSettings:
@@ -263,7 +275,7 @@ def resolve_settings(
             values["model"] = model_name
     else:
         values.update(settings.to_dict())
-        for name in ("threshold", "training_direction", "stride", "gradient_convolve_win"):
+        for name in ("threshold", "training_direction", "stride", "gradient_convolve_win", "peak_prominence"):
             if values.get(name) is None and name in meta_values:
                 values[name] = meta_values[name]
     values.update(overrides)

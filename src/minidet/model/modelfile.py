@@ -81,6 +81,8 @@ class ModelMetadata:
     smoothing_steps : int
         Default moving average of the prediction, in prediction steps, before its peaks are
         found (1 = none, miniML's models).
+    peak_prominence : float or None
+        Default minimum prominence of a prediction peak; None = the threshold (miniML).
     description : str
         What the model is for and what it was trained on.
     source_file, source_sha256 : str
@@ -107,6 +109,7 @@ class ModelMetadata:
     convolve_win: int | None = 20
     gradient_convolve_win: int | None = 40
     smoothing_steps: int = 1
+    peak_prominence: float | None = None
     description: str = ""
     source_file: str = ""
     source_sha256: str = ""
@@ -140,6 +143,10 @@ class ModelMetadata:
                   f"{key} must be a positive integer (samples) or None, got {value!r}")
         _need(_is_int(self.smoothing_steps) and self.smoothing_steps >= 1,
               f"smoothing_steps must be an integer >= 1 (prediction steps), got {self.smoothing_steps!r}")
+        _need(self.peak_prominence is None or (
+            isinstance(self.peak_prominence, (int, float)) and not isinstance(self.peak_prominence, bool)
+            and 0.0 < float(self.peak_prominence) <= 1.0),
+            f"peak_prominence must be in (0, 1] or None, got {self.peak_prominence!r}")
         _need(self.architecture in ARCHITECTURES,
               f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         _need(_is_int(self.format_version) and 1 <= self.format_version <= FORMAT_VERSION,

@@ -59,7 +59,7 @@ SNAPSHOT_FILE = "results.h5"
 # settings the page may send, with their types (everything detect takes)
 _INT_SETTINGS = ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
                  "batch_size")
-_FLOAT_SETTINGS = ("threshold", "filter_factor", "rel_prom_cutoff")
+_FLOAT_SETTINGS = ("threshold", "filter_factor", "rel_prom_cutoff", "peak_prominence")
 _STR_SETTINGS = ("event_direction", "training_direction", "device")
 _HISTOGRAMS = (  # column, label, factor (to the shown unit), unit ("" -> the recording's)
     ("amplitude", "amplitude", 1.0, ""),
@@ -1061,7 +1061,7 @@ def models() -> list[dict[str, Any]]:
     from ..model.zoo import list_models
 
     keys = ("name", "window_size", "threshold", "stride", "training_direction", "event_direction",
-            "convolve_win", "gradient_convolve_win", "smoothing_steps", "resample", "description")
+            "convolve_win", "gradient_convolve_win", "smoothing_steps", "peak_prominence", "resample", "description")
     out = []
     for meta in list_models():
         d = meta.to_dict()

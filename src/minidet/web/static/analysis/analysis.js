@@ -640,7 +640,7 @@ function addStep() {
 
 // ------------------------------------------------------------------ detection
 const SETTING_KEYS = ["window_size", "threshold", "event_direction", "training_direction", "convolve_win",
-  "gradient_convolve_win", "stride", "rel_prom_cutoff", "peak_w", "smoothing_steps", "filter_factor", "batch_size", "device"];
+  "gradient_convolve_win", "stride", "rel_prom_cutoff", "peak_w", "smoothing_steps", "peak_prominence", "filter_factor", "batch_size", "device"];
 
 function modelDefaults() {
   const name = $("model").value;
@@ -653,9 +653,9 @@ function showModelDefaults() {
   document.querySelector(".model-row").hidden = !miniml;
   document.querySelector(".model-file").hidden = !miniml || $("model").value !== "__file__";
   const defaults = m ? { window_size: m.window_size, threshold: m.threshold, stride: m.stride, convolve_win: m.convolve_win,
-    gradient_convolve_win: m.gradient_convolve_win, smoothing_steps: m.smoothing_steps } : {};
+    gradient_convolve_win: m.gradient_convolve_win, smoothing_steps: m.smoothing_steps, peak_prominence: m.peak_prominence } : {};
   const fallback = { window_size: 600, threshold: miniml ? 0.5 : "", convolve_win: 20, gradient_convolve_win: "2 × filter",
-    rel_prom_cutoff: 0.25, peak_w: 5, smoothing_steps: 1, filter_factor: 20, batch_size: 128, stride: "window / 30" };
+    rel_prom_cutoff: 0.25, peak_w: 5, smoothing_steps: 1, peak_prominence: "= threshold", filter_factor: 20, batch_size: 128, stride: "window / 30" };
   for (const k of SETTING_KEYS) {
     const el = $("s-" + k);
     if (el.tagName === "SELECT") {
