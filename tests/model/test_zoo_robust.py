@@ -27,6 +27,28 @@ def test_gc_robust_metadata_and_provenance():
     assert prov["mode"] == "transfer learning" and prov["base_model"]["name"] == "gc"
     assert prov["calibration"]["chosen"] == meta.threshold
     assert min(prov["calibration"]["thresholds"]) <= meta.threshold <= max(prov["calibration"]["thresholds"])
+    # the event locator's Hann windows were calibrated with the threshold and travel with the model
+    chosen = [meta.convolve_win, meta.gradient_convolve_win]
+    assert prov["calibration"]["chosen_filters"] == chosen and chosen in prov["calibration"]["filters"]
+    # and so were the prediction's smoothing and the peaks' minimum prominence
+    assert prov["calibration"]["chosen_smoothing"] == meta.smoothing_steps
+    assert meta.smoothing_steps in prov["calibration"]["smoothing"]
+    # calibrated with miniML's prominence rule, shipped with a fixed prominence (said why)
+    prom = prov["calibration"]["chosen_prominence"]
+    assert prom in prov["calibration"]["prominences"]
+    assert meta.peak_prominence == prov["calibration"]["fixed_peak_prominence"] == 0.5
+    assert "burst" in prov["calibration"]["fixed_peak_prominence_why"]
+
+    def same(r):
+        return (r["smoothing_steps"] == meta.smoothing_steps and r["peak_prominence"] == prom
+                and [r["convolve_win"], r["gradient_convolve_win"]] == chosen and r["threshold"] == meta.threshold)
+
+    rows = [r for r in prov["calibration"]["recordings"] if same(r)]
+    assert len(rows) == len(seeds_of(prov)) and all(0 <= r["f1"] <= 1 for r in rows)
+    # the chosen combination has the best mean F1 of all that were tried
+    means = prov["calibration"]["mean_f1"]
+    best = max(r["f1"] for r in means)
+    assert [r["f1"] for r in means if same(r)] == [best]
     syn = prov["recipe"]["synthetic"]
     assert syn["seed"] >= 1000 and syn["windows"] > 10_000 and syn["settings"]["window_size"] == 600
     # evaluation seeds (1-3 in benchmarks/accuracy.py) are not training or calibration seeds
@@ -34,6 +56,19 @@ def test_gc_robust_metadata_and_provenance():
     assert seeds.isdisjoint({1, 2, 3}) and syn["seed"] > 3
     assert "auc" in prov["metrics"] and prov["run"]["epochs_run"] >= 1
     assert 0.5e6 < bundled_path("gc-robust").stat().st_size < 2e6
+
+
+def seeds_of(prov):
+    return {r["seed"] for r in prov["calibration"]["recordings"]}
+
+
+def test_detect_uses_the_models_locator_filters():
+    from minidet.detection.pipeline import resolve_settings
+
+    meta = load_model("gc-robust").metadata
+    used = resolve_settings(None, meta.to_dict(), {}, "gc-robust")
+    assert (used.convolve_win, used.gradient_convolve_win) == (meta.convolve_win, meta.gradient_convolve_win)
+    assert resolve_settings(None, meta.to_dict(), {"convolve_win": 20}, "gc-robust").convolve_win == 20
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +89,13 @@ def test_gc_robust_predictions_are_finite_probabilities():
     x = np.random.default_rng(0).normal(size=(8, 600))
     p = load_model("gc-robust").predict_windows(x)
     assert p.shape == (8,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_gc_robust_keeps_the_events_of_a_burst_on_real_data(shared):
+    """05210017_vc_abf1.abf holds a ~60 pA compound event at 12.62 s, right after another one at
+    12.52 s; with miniML's rule (prominence = threshold = 0.93) gc-robust found neither of its parts."""
+    rec = minidet.load(str(shared / "data" / "abf" / "05210017_vc_abf1.abf"))
+    result = minidet.detect(rec, "gc-robust")
+    t = result.events["time_s"].to_numpy()
+    assert np.any((t > 12.615) & (t < 12.63))
+    assert np.any((t > 12.51) & (t < 12.525))
