@@ -18,6 +18,10 @@ are pooled over the seeds before precision, recall and F1 are computed.
     python benchmarks/accuracy.py --quick       # 1 seed x 10 s per condition (~2 min)
     python benchmarks/accuracy.py               # seeds 1, 2 x 15 s per condition (~12 min on 2 busy CPUs)
     python benchmarks/accuracy.py --models gc,path/to/model.minidet.safetensors --csv acc.csv
+    python benchmarks/accuracy.py --models gc-robust,gc-robust@smoothing_steps=9@threshold=0.6
+
+A model may carry detection settings after ``@`` (any :class:`minidet.DetectSettings` field,
+``@name=value`` each), run instead of the model's own.
 
 The evaluation seeds (1, 2) and the GC noise spectrum are never used to make training windows
 for ``gc-robust`` (scripts/train_default_model.py: seeds >= 1000 and random spectra).
@@ -69,6 +73,27 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def model_runner(spec: str):
+    """``NAME[@key=value...]`` -> a detector running the model with those detect settings."""
+    from minidet.detection.pipeline import DetectSettings
+
+    name, *pairs = spec.split("@")
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in DetectSettings.field_names():
+            sys.exit(f"bad model setting {pair!r} in {spec!r}: use @name=value with a DetectSettings field "
+                     f"({', '.join(DetectSettings.field_names())})")
+        try:
+            overrides[key] = int(value)
+        except ValueError:
+            try:
+                overrides[key] = float(value)
+            except ValueError:
+                overrides[key] = value
+    return make_detector("miniml", name, **overrides)
+
+
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip() and t.strip() != "none"]
 
@@ -111,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"unknown method {m!r}; choose from template-best, {', '.join(CLASSIC)}")
     if not seeds or not (models or methods):
         sys.exit("give at least one seed and one model or method")
-    runners = {m: make_detector("miniml", m) for m in models}
+    runners = {m: model_runner(m) for m in models}
     runners.update({m: make_detector(m) for m in methods if m in CLASSIC})
     base = SimulationSettings(duration_s=duration, sampling_rate=50_000.0, event_rate_hz=5.0,
                               rise_tau_s=GC_RISE_S, decay_tau_s=GC_DECAY_S, noise_spectrum=args.noise)
