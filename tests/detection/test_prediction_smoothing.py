@@ -109,16 +109,17 @@ def test_detect_with_smoothing_on_a_given_prediction():
     assert smooth.info["n_regions"] == 1 and plain.info["n_regions"] == 2
 
 
-def test_cli_rejects_bad_smoothing_steps(tmp_path):
+@pytest.mark.parametrize("option, value, field", [("--smoothing-steps", "0", "smoothing_steps"),
+                                                  ("--peak-prominence", "2", "peak_prominence")])
+def test_cli_rejects_a_bad_value_in_one_line(tmp_path, option, value, field):
     from click.testing import CliRunner
 
     example = CliRunner().invoke(main, ["example-path"]).stdout.strip()
-    result = CliRunner().invoke(main, ["detect", example, "--out", str(tmp_path / "out"), "--smoothing-steps", "0"])
+    result = CliRunner().invoke(main, ["detect", example, "--out", str(tmp_path / "out"), option, value])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "smoothing_steps" in lines[0]
+    assert len(lines) == 1 and field in lines[0]
     assert not (tmp_path / "out").exists()
-
 
 # ----------------------------------------------------------------------------- peak prominence
 def _burst_prediction(n: int) -> np.ndarray:
@@ -166,13 +167,3 @@ def test_peak_prominence_travels_with_the_model_and_can_be_overridden():
     assert resolve_settings(DetectSettings(), meta, {}, "gc").peak_prominence == 0.5
     gc = resolve_settings(None, load_model("gc").metadata.to_dict(), {"threshold": 0.8}, "gc")
     assert gc.peak_prominence is None and gc.locate_settings().prominence == 0.8
-
-
-def test_cli_rejects_bad_peak_prominence(tmp_path):
-    from click.testing import CliRunner
-
-    example = CliRunner().invoke(main, ["example-path"]).stdout.strip()
-    result = CliRunner().invoke(main, ["detect", example, "--out", str(tmp_path / "out"), "--peak-prominence", "2"])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "peak_prominence" in lines[0]
