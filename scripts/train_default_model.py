@@ -173,6 +173,20 @@ def calibration_record(threshold: float, filters: tuple[int, int], smoothing: in
     }
 
 
+def calibrated_settings(model_path: Path, duration_s: float, smoothing: tuple[int, ...],
+                        prominences: tuple[float | None, ...]) -> tuple[dict, dict]:
+    """Calibrate ``model_path``: (metadata fields to set, the provenance's calibration record)."""
+    threshold, filters, steps, prominence, table = calibrate(model_path, duration_s, smoothing, prominences)
+    record = calibration_record(threshold, filters, steps, prominence, duration_s, table, smoothing, prominences)
+    # the default grid calibrates with miniML's prominence rule; the model ships FIXED_PROMINENCE
+    shipped = FIXED_PROMINENCE if prominences == PROMINENCES else prominence
+    changes = {"threshold": threshold, "convolve_win": filters[0], "gradient_convolve_win": filters[1],
+               "smoothing_steps": steps, "peak_prominence": shipped}
+    print(f"calibrated: threshold {threshold:g}, filters {filters[0]}/{filters[1]}, smoothing {steps}, "
+          f"prominence {shipped}", file=sys.stderr)
+    return changes, record
+
+
 def recalibrate(model_path: Path, out: Path, duration_s: float, force: bool,
                 smoothing: tuple[int, ...] = SMOOTHING, prominences: tuple[float | None, ...] = PROMINENCES) -> int:
     """Calibrate an already trained model's threshold again (same rule), keeping its weights."""
@@ -181,18 +195,10 @@ def recalibrate(model_path: Path, out: Path, duration_s: float, force: bool,
     if out.exists() and not force and out.resolve() != model_path.resolve():
         sys.exit(f"{out} exists; pass --force to replace it")
     network, metadata = read_model_file(model_path)
-    threshold, filters, steps, prominence, table = calibrate(model_path, duration_s, smoothing, prominences)
-    provenance = dict(metadata.provenance)
-    provenance["calibration"] = calibration_record(threshold, filters, steps, prominence, duration_s, table,
-                                                   smoothing, prominences)
-    prominence = FIXED_PROMINENCE if prominences == PROMINENCES else prominence
-    save_model_file(out, network, metadata.replace(threshold=threshold, convolve_win=filters[0],
-                                                   gradient_convolve_win=filters[1], smoothing_steps=steps,
-                                                   peak_prominence=prominence,
-                                                   provenance=provenance),
-                    overwrite=True)
-    print(f"wrote {out}, threshold {threshold:g}, filters {filters[0]}/{filters[1]}, smoothing {steps}, "
-          f"prominence {prominence}", file=sys.stderr)
+    changes, record = calibrated_settings(model_path, duration_s, smoothing, prominences)
+    provenance = {**metadata.provenance, "calibration": record}
+    save_model_file(out, network, metadata.replace(**changes, provenance=provenance), overwrite=True)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -264,11 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     save_model_file(tmp, result.network, result.metadata, overwrite=True)
     try:
         t1 = time.perf_counter()
-        threshold, filters, smoothing, prominence, table = calibrate(tmp, args.calibration_s, grid, proms)
+        changes, record = calibrated_settings(tmp, args.calibration_s, grid, proms)
         t_cal = time.perf_counter() - t1
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"threshold {threshold:g} (calibration {t_cal:.0f} s)", file=sys.stderr)
+    print(f"calibration {t_cal:.0f} s", file=sys.stderr)
 
     provenance = dict(result.provenance)
     provenance["dataset"] = {**provenance["dataset"], "name": "simulated windows + gc_training_example.h5"}
@@ -283,12 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                  "events": int(real_y.sum())},
         "data_seconds": round(t_data, 1),
     }
-    provenance["calibration"] = calibration_record(threshold, filters, smoothing, prominence, args.calibration_s,
-                                                   table, grid, proms)
-    prominence = FIXED_PROMINENCE if proms == PROMINENCES else prominence
+    provenance["calibration"] = record
     metadata = result.metadata.replace(
-        name=args.name, threshold=threshold, convolve_win=filters[0], gradient_convolve_win=filters[1],
-        smoothing_steps=smoothing, peak_prominence=prominence,
+        name=args.name, **changes,
         description=DESCRIPTION,
         source_file="scripts/train_default_model.py", provenance=provenance)
     save_model_file(out, result.network, metadata, overwrite=args.force)

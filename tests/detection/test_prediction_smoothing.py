@@ -74,14 +74,15 @@ def test_smoothed_locate_chunked_equals_whole():
         np.testing.assert_array_equal(res.scores, whole.scores)
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "9", None])
-def test_bad_smoothing_steps_is_a_clear_error(bad):
-    with pytest.raises(ParameterError, match="smoothing_steps"):
-        LocateSettings(smoothing_steps=bad)
-    with pytest.raises(ParameterError, match="smoothing_steps"):
-        DetectSettings(smoothing_steps=bad)
-    with pytest.raises(ParameterError, match="smoothing_steps"):
-        ModelMetadata(name="m", smoothing_steps=bad)
+BAD_VALUES = [("smoothing_steps", bad) for bad in (0, -3, 2.5, True, "9", None)] + [
+    ("peak_prominence", bad) for bad in (0, -0.1, 1.5, True, "0.5", float("nan"))]
+
+
+@pytest.mark.parametrize("field, bad", BAD_VALUES)
+def test_bad_value_is_a_clear_error_in_every_settings_object(field, bad):
+    for make in (LocateSettings, DetectSettings, lambda **kw: ModelMetadata(name="m", **kw)):
+        with pytest.raises(ParameterError, match=field):
+            make(**{field: bad})
 
 
 def test_smoothing_travels_with_the_model_and_can_be_overridden():
@@ -146,16 +147,6 @@ def test_peak_prominence_keeps_the_second_event_of_a_burst():
     assert len(kept.regions) == 2
     assert LocateSettings(threshold=0.7).prominence == 0.7
     assert LocateSettings(threshold=0.7, peak_prominence=0.25).prominence == 0.25
-
-
-@pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "0.5", float("nan")])
-def test_bad_peak_prominence_is_a_clear_error(bad):
-    with pytest.raises(ParameterError, match="peak_prominence"):
-        LocateSettings(peak_prominence=bad)
-    with pytest.raises(ParameterError, match="peak_prominence"):
-        DetectSettings(peak_prominence=bad)
-    with pytest.raises(ParameterError, match="peak_prominence"):
-        ModelMetadata(name="m", peak_prominence=bad)
 
 
 def test_peak_prominence_travels_with_the_model_and_can_be_overridden():

@@ -79,6 +79,19 @@ def _check_hann_size(name: str, value: int, *, zero_means: str) -> None:
         raise ParameterError(f"{name} must be 0 ({zero_means}) or an integer >= 3 samples, got {value!r}")
 
 
+def _check_peak_prominence(value) -> None:
+    if value is not None and not (
+        isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0 < value <= 1
+    ):
+        raise ParameterError(f"peak_prominence must be a number in (0, 1] or None (= threshold), got {value!r}")
+
+
+def _check_smoothing_steps(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ParameterError(
+            f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = no smoothing), got {value!r}")
+
+
 @dataclass(frozen=True)
 class LocateSettings:
     """Settings of the localisation step (units in the names; sizes in samples).
@@ -159,17 +172,8 @@ class LocateSettings:
         direction_sign(self.event_direction)
         if not (isinstance(self.mad_multiplier, (int, float)) and self.mad_multiplier > 0):
             raise ParameterError(f"mad_multiplier must be a positive number, got {self.mad_multiplier!r}")
-        if self.peak_prominence is not None and not (
-            isinstance(self.peak_prominence, (int, float, np.floating)) and not isinstance(self.peak_prominence, bool)
-            and 0 < self.peak_prominence <= 1
-        ):
-            raise ParameterError(
-                f"peak_prominence must be a number in (0, 1] or None (= threshold), got {self.peak_prominence!r}")
-        if (isinstance(self.smoothing_steps, bool) or not isinstance(self.smoothing_steps, (int, np.integer))
-                or self.smoothing_steps < 1):
-            raise ParameterError(
-                f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = no smoothing), "
-                f"got {self.smoothing_steps!r}")
+        _check_peak_prominence(self.peak_prominence)
+        _check_smoothing_steps(self.smoothing_steps)
 
     @property
     def sign(self) -> int:

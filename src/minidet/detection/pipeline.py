@@ -23,7 +23,8 @@ from ..errors import ParameterError
 from ..measure.kinetics import MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
-from .locate import LocateSettings, _check_hann_size, direction_sign, locate_events
+from .locate import (LocateSettings, _check_hann_size, _check_peak_prominence, _check_smoothing_steps,
+                     direction_sign, locate_events)
 
 __all__ = ["DetectSettings", "DetectionResult", "EVENT_COLUMNS", "detect", "empty_events"]
 
@@ -173,15 +174,8 @@ class DetectSettings:
             raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
         if not _is_int(self.peak_w) or self.peak_w < 1:
             raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
-        if self.peak_prominence is not None and not (
-            isinstance(self.peak_prominence, (int, float, np.floating)) and not isinstance(self.peak_prominence, bool)
-            and 0 < self.peak_prominence <= 1
-        ):
-            raise ParameterError(
-                f"peak_prominence must be a number in (0, 1] or None (= threshold), got {self.peak_prominence!r}")
-        if not _is_int(self.smoothing_steps) or self.smoothing_steps < 1:
-            raise ParameterError(
-                f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = none), got {self.smoothing_steps!r}")
+        _check_peak_prominence(self.peak_prominence)
+        _check_smoothing_steps(self.smoothing_steps)
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if not isinstance(self.device, str) or not self.device:
