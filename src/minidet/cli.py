@@ -112,6 +112,22 @@ def parse_event_list(spec: str | None) -> list[int]:
     return sorted(numbers)
 
 
+class _Threshold(click.ParamType):
+    """A number in (0, 1) or ``auto``."""
+
+    name = "0-1|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, float) or value is None:
+            return value
+        if str(value).strip().lower() == "auto":
+            return "auto"
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+
+
 def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Model and detection-setting options shared by ``detect`` and ``batch``
     (see :class:`minidet.detection.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
@@ -121,7 +137,9 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--window-size", type=int, default=None,
                      help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]"),
         click.option("--stride", type=int, default=None, help="Step between prediction windows, samples. [model default]"),
-        click.option("--threshold", type=float, default=None, help="Event probability threshold, 0-1. [model default]"),
+        click.option("--threshold", type=_Threshold(), default=None,
+                     help="Event probability threshold, 0-1, or 'auto': chosen for each recording from its "
+                          "inverted trace (scores it twice). [model default]"),
         click.option("--event-direction", type=click.Choice(["negative", "positive"]), default=None,
                      help="Direction of the events in the recording. [model default]"),
         click.option("--training-direction", type=click.Choice(["negative", "positive"]), default=None,
@@ -413,6 +431,10 @@ def convert(source: str, target: str, name: str | None, window_size: int | None,
 @click.option("--fine-tune", is_flag=True,
               help="With --from: train every layer from the base weights (conv and batch norm too) "
                    "instead of freezing the conv layers. Slower; needs more data.")
+@click.option("--input-scaling", type=click.Choice(["minmax", "noise"]), default=None,
+              help="How the network sees a window: min-max scaled (miniML) or in units of its "
+                   "recording's noise SD (needs a dataset from `minidet extract`; from a min-max "
+                   "base model also --fine-tune). [the base model's; minmax]")
 @click.option("--name", default=None, help="Short name stored in the model. [OUT's name]")
 @click.option("--no-report", is_flag=True, help="Do not write NAME.report.png / NAME.report.json.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -422,8 +444,8 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
           training_direction: str | None, max_epochs: int, batch_size: int | None,
           learning_rate: float | None, dropout: float | None, patience: int | None,
           min_delta: float | None, validation_fraction: float, seed: int, no_resample: bool,
-          device: str, threads: int | None, no_cache: bool, fine_tune: bool, name: str | None,
-          no_report: bool, no_progress: bool, force: bool) -> None:
+          device: str, threads: int | None, no_cache: bool, fine_tune: bool, input_scaling: str | None,
+          name: str | None, no_report: bool, no_progress: bool, force: bool) -> None:
     """Train a classifier on a scored DATASET (miniML's HDF5 layout; score 2 is left out).
 
     With --from, transfer learning: the base model's conv and batch-norm layers stay frozen and
@@ -457,7 +479,7 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
         min_delta=min_delta, max_epochs=max_epochs, validation_fraction=validation_fraction,
         seed=seed, resample=not no_resample, event_direction=event_direction,
         training_direction=training_direction, device=device, cache_features=not no_cache,
-        fine_tune=fine_tune, num_threads=threads)
+        fine_tune=fine_tune, input_scaling=input_scaling, num_threads=threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train_model(dataset, base=base, settings=settings,
@@ -483,14 +505,15 @@ def models(as_json: bool) -> None:
 
     found = list_models()
     if as_json:
-        rows = [dict(m.to_dict(), file=str(bundled_path(m.name))) for m in found]
+        rows = [dict(m.to_dict(), input_scaling=m.input_scaling, file=str(bundled_path(m.name))) for m in found]
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':12s} {'window':>6s} {'stride':>6s} {'thr':>4s}  {'training':8s}  {'events':8s}  description")
+    click.echo(f"{'name':12s} {'window':>6s} {'stride':>6s} {'thr':>4s}  {'training':8s}  {'events':8s}  "
+               f"{'scaling':7s}  description")
     for m in found:
         summary = textwrap.shorten(m.description, width=64, placeholder=" ...")
         click.echo(f"{m.name:12s} {m.window_size:6d} {m.stride:6d} {m.threshold:4.2f}  "
-                   f"{m.training_direction:8s}  {m.event_direction:8s}  {summary}")
+                   f"{m.training_direction:8s}  {m.event_direction:8s}  {m.input_scaling:7s}  {summary}")
 
 
 # ----------------------------------------------------------------------------- training sets

@@ -34,6 +34,8 @@ __all__ = [
     "noise_kernel",
     "coloured_noise",
     "white_noise",
+    "estimate_noise_sd",
+    "recording_noise_sd",
 ]
 
 # Relative PSD of 86 score-0 (noise) snippets of cerebellar granule-cell recordings
@@ -293,3 +295,82 @@ def coloured_noise(kernel: np.ndarray, seed: int, start: int, stop: int) -> np.n
     m = kernel.size
     w = white_noise(seed, start, stop + m - 1)
     return signal.oaconvolve(w, kernel[::-1], mode="valid")
+
+
+#: :func:`estimate_noise_sd`: at most this many segments are read from a long trace ...
+NOISE_SD_SEGMENTS = 32
+
+
+def estimate_noise_sd(read, n_samples: int, detrend_samples: int, segment_samples: int | None = None) -> float:
+    """Robust noise SD of a trace: 1.4826 x the median absolute deviation of the trace minus
+    its moving average over ``detrend_samples``.
+
+    The moving average removes drift and slow wander; the median makes the few samples that
+    lie in events (a few per cent in a typical recording) count as little as outliers. On a
+    long trace at most :data:`NOISE_SD_SEGMENTS` segments of ``segment_samples`` (default
+    20 x ``detrend_samples``), spread evenly, are read, so memory and time stay bounded and
+    the result depends only on the trace. Non-finite samples are left out.
+
+    Parameters
+    ----------
+    read : callable ``(start, stop) -> array``
+        Samples ``[start, stop)`` of the trace (an array's slice or :meth:`Recording.read`).
+    n_samples : int
+        Length of the trace.
+    detrend_samples : int
+        Length of the moving average, in samples (odd; made odd if even), >= 3.
+
+    Returns
+    -------
+    float
+        The noise SD in the trace's unit; 0.0 for a trace that is flat after detrending.
+
+    Raises
+    ------
+    ParameterError
+        Fewer than ``detrend_samples`` finite samples.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    detrend = int(detrend_samples) | 1
+    if detrend < 3:
+        raise ParameterError(f"detrend_samples must be >= 3, got {detrend_samples!r}")
+    n = int(n_samples)
+    seg = int(segment_samples) if segment_samples else 20 * detrend
+    if n <= seg * NOISE_SD_SEGMENTS:
+        starts, seg = [0], n
+    else:
+        starts = np.linspace(0, n - seg, NOISE_SD_SEGMENTS).astype(np.int64).tolist()
+    residuals = []
+    for a in starts:
+        x = np.asarray(read(int(a), int(a) + seg), dtype=np.float64)
+        x = x[np.isfinite(x)]
+        if x.size < detrend:
+            continue
+        r = x - uniform_filter1d(x, detrend, mode="nearest")
+        residuals.append(r[detrend // 2: x.size - detrend // 2] if x.size > 2 * detrend else r)
+    if not residuals:
+        raise ParameterError(f"the trace has fewer than {detrend} finite samples; its noise cannot be estimated")
+    r = np.concatenate(residuals)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def recording_noise_sd(recording, window_size: int) -> float:
+    """The noise SD a noise-scaled model divides by: :func:`minidet.noise.estimate_noise_sd`
+    of the recording's own samples (before resampling and inversion) with a moving average of
+    ``4 * window_size + 1`` samples, so it measures the same band, relative to the event, at
+    any sampling rate. Training windows get theirs the same way (:func:`minidet.train.extract.extract_recording`,
+    :func:`minidet.train.synthetic.synthetic_windows`).
+
+    Raises
+    ------
+    ParameterError
+        A trace with no noise at all (flat after detrending): nothing to scale by.
+    """
+    sd = estimate_noise_sd(recording.read, recording.n_samples, 4 * int(window_size) + 1)
+    if not sd > 0:
+        raise ParameterError(
+            f"the trace from {recording.source or 'memory'} has no noise (it is flat once slow changes are "
+            "removed), so a noise-scaled model has nothing to measure events against; use a min-max model "
+            "(e.g. --model gc)")
+    return sd

@@ -23,6 +23,8 @@ def test_models_lists_the_bundled_models():
     assert [ln.split()[0] for ln in lines[1:]] == ["gc", "gc-mepsp", "nmj-wt", "nmj-gluriia",
                                                     "iglusnfr", "zebrafish", "gc-robust"]
     assert "3000" in lines[2] and "positive" in lines[2]
+    # how each network sees a window: miniML's min-max, gc-robust the noise SD
+    assert "scaling" in lines[0] and " minmax " in lines[1] and " noise " in lines[-1]
 
 
 def test_models_json():
@@ -31,6 +33,7 @@ def test_models_json():
     rows = json.loads(result.output)
     assert [r["name"] for r in rows][:2] == ["gc", "gc-mepsp"]
     assert rows[0]["window_size"] == 600 and rows[0]["file"].endswith("gc.minidet.safetensors")
+    assert rows[0]["input_scaling"] == "minmax" and rows[-1]["input_scaling"] == "noise"
 
 
 def test_convert_writes_a_loadable_file(tmp_path, miniml_file, reference):

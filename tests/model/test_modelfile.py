@@ -199,8 +199,21 @@ def test_bad_metadata(saved):
     with pytest.raises(ModelFileError, match="not valid JSON"):
         read_model_file(path)
     meta = json.loads(header["minidet"])
-    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, format_version=2))})
-    with pytest.raises(ModelFileError, match="format 2 is not supported"):
+    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, format_version=3))})
+    with pytest.raises(ModelFileError, match="format 3 is not supported"):
+        read_model_file(path)
+    # format 1 cannot hold a noise-scaled model
+    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, input_scaling="noise"))})
+    with pytest.raises(ModelFileError, match="need model file format 2"):
+        read_model_file(path)
+    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, auto_threshold=True))})
+    with pytest.raises(ModelFileError, match="need model file format 2"):
+        read_model_file(path)
+    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, auto_threshold="yes", format_version=2))})
+    with pytest.raises(ModelFileError, match="auto_threshold must be true or false"):
+        read_model_file(path)
+    _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, input_scaling="zscore", format_version=2))})
+    with pytest.raises(ModelFileError, match="input_scaling must be one of"):
         read_model_file(path)
     _rewrite(path, tensors, {"minidet": json.dumps(dict(meta, threshold=3))})
     with pytest.raises(ModelFileError, match="threshold"):

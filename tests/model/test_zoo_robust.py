@@ -24,7 +24,15 @@ def test_gc_robust_metadata_and_provenance():
     same = {k: v for k, v in load_model("gc").metadata.hyperparameters.items() if k != "dropout"}
     assert meta.stride == 20 and {k: v for k, v in meta.hyperparameters.items() if k != "dropout"} == same
     prov = meta.provenance
-    assert prov["mode"] == "transfer learning" and prov["base_model"]["name"] == "gc"
+    # every layer of gc fine-tuned on noise-scaled windows (a format-2 file)
+    assert prov["mode"] == "fine-tuning" and prov["base_model"]["name"] == "gc"
+    assert meta.input_scaling == "noise" and meta.format_version == 2
+    # detects with a threshold chosen per recording; how that did on the calibration recordings is recorded
+    assert meta.auto_threshold
+    auto = prov["calibration"]["auto"]
+    assert len(auto["recordings"]) == 8 and all(0 <= r["f1"] <= 1 for r in auto["recordings"])
+    assert auto["mean_f1"] == pytest.approx(np.mean([r["f1"] for r in auto["recordings"]]), abs=1e-4)
+    assert prov["settings"]["input_scaling"] == "noise" and prov["settings"]["fine_tune"] is True
     assert prov["calibration"]["chosen"] == meta.threshold
     assert min(prov["calibration"]["thresholds"]) <= meta.threshold <= max(prov["calibration"]["thresholds"])
     # the event locator's Hann windows were calibrated with the threshold and travel with the model
@@ -51,6 +59,9 @@ def test_gc_robust_metadata_and_provenance():
     assert [r["f1"] for r in means if same(r)] == [best]
     syn = prov["recipe"]["synthetic"]
     assert syn["seed"] >= 1000 and syn["windows"] > 10_000 and syn["settings"]["window_size"] == 600
+    # patch-clamp-like spectra, never the GC spectrum of the benchmark; no real GC snippets
+    assert syn["settings"]["spectrum_family"] == "patch-clamp"
+    assert prov["recipe"]["real"].startswith("none")
     # evaluation seeds (1-3 in benchmarks/accuracy.py) are not training or calibration seeds
     seeds = {r["seed"] for r in prov["calibration"]["recordings"]}
     assert seeds.isdisjoint({1, 2, 3}) and syn["seed"] > 3
@@ -85,10 +96,18 @@ def test_gc_robust_finds_more_noisy_events_than_gc(noisy):
     assert robust.f1 > gc.f1 and robust.precision > 0.7
 
 
-def test_gc_robust_predictions_are_finite_probabilities():
-    x = np.random.default_rng(0).normal(size=(8, 600))
-    p = load_model("gc-robust").predict_windows(x)
+def test_gc_robust_predictions_are_finite_probabilities_and_see_the_noise_level():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 600))
+    model = load_model("gc-robust")
+    p = model.predict_windows(x, noise_sd=1.0)
     assert p.shape == (8,) and np.all((p >= 0) & (p <= 1))
+    # a clear event (10 noise SDs) scores high; the same window in 10x the noise scores low
+    t = np.arange(600)
+    k = np.clip(t - 150, 0, None)
+    event = -10.0 * (1 - np.exp(-k / 7.5)) * np.exp(-k / 60) / 0.77 + rng.normal(size=600)
+    high, low = model.predict_windows(np.stack([event, event]), noise_sd=[1.0, 10.0])
+    assert high > 0.9 > 0.5 > low
 
 
 def test_gc_robust_keeps_the_events_of_a_burst_on_real_data(shared):

@@ -52,9 +52,10 @@ def _gates(w: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([w[k * hidden:(k + 1) * hidden] for k in _TORCH_TO_ONNX_GATES], axis=0)
 
 
-def build_model(network) -> bytes:
+def build_model(network, minmax: bool = True) -> bytes:
     """Serialized ONNX model of a :class:`~minidet.model.network.MiniMLNet` in eval mode:
-    ``x`` raw windows (n, window_size) float32 -> ``p`` probabilities (n, 1) float32."""
+    ``x`` raw windows (n, window_size) float32 -> ``p`` probabilities (n, 1) float32. With
+    ``minmax=False`` the graph takes windows already scaled (noise-scaled models)."""
     from onnx import TensorProto, checker, helper, numpy_helper
 
     from .scorer import _fold_conv_bn
@@ -73,15 +74,17 @@ def build_model(network) -> bytes:
         nodes.append(helper.make_node(op, inputs, [output], **attrs))
         return output
 
-    # min-max scaling, window by window; a flat window becomes zeros (span 1), as in torch
-    lo = node("ReduceMin", ["x"], "lo", axes=[1], keepdims=1)
-    hi = node("ReduceMax", ["x"], "hi", axes=[1], keepdims=1)
-    span = node("Sub", [hi, lo], "span")
-    zero = const("zero", np.zeros(1, np.float32))
-    one = const("one", np.ones(1, np.float32))
-    positive = node("Greater", [span, zero], "positive")
-    span = node("Where", [positive, span, one], "span_safe")
-    h = node("Div", [node("Sub", ["x", lo], "shifted"), span], "scaled")
+    h = "x"
+    if minmax:
+        # min-max scaling, window by window; a flat window becomes zeros (span 1), as in torch
+        lo = node("ReduceMin", ["x"], "lo", axes=[1], keepdims=1)
+        hi = node("ReduceMax", ["x"], "hi", axes=[1], keepdims=1)
+        span = node("Sub", [hi, lo], "span")
+        zero = const("zero", np.zeros(1, np.float32))
+        one = const("one", np.ones(1, np.float32))
+        positive = node("Greater", [span, zero], "positive")
+        span = node("Where", [positive, span, one], "span_safe")
+        h = node("Div", [node("Sub", ["x", lo], "shifted"), span], "scaled")
     # (n, 1, 1, length): 1-D convolutions as 2-D ones, which get ONNX Runtime's NCHWc kernels
     h = node("Reshape", [h, const("image_shape", np.array([0, 1, 1, -1], np.int64))], "image")
     for i, block in enumerate(network.blocks):
@@ -134,7 +137,7 @@ class OnnxNet:
     is thread-safe and releases the GIL).
     """
 
-    def __init__(self, network) -> None:
+    def __init__(self, network, minmax: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -142,10 +145,11 @@ class OnnxNet:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(build_model(network), options,
+        self._session = ort.InferenceSession(build_model(network, minmax), options,
                                              providers=["CPUExecutionProvider"])
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """Probabilities, float32 (n,), of raw float32 windows (n, window_size)."""
+        """Probabilities, float32 (n,), of float32 windows (n, window_size): raw, or scaled
+        when the graph was built with ``minmax=False``."""
         x = np.ascontiguousarray(windows, dtype=np.float32)
         return self._session.run(None, {"x": x})[0][:, 0]

@@ -52,6 +52,10 @@ EVENT_COLUMNS = (
 #: classic detectors work on the whole trace in memory: a lazy recording up to this many
 #: samples (512 MB of float64, about 22 min at 50 kHz) is read in for them, a longer one refused
 CLASSIC_MAX_LAZY_SAMPLES = 1 << 26
+#: ``threshold="auto"``: the threshold is chosen for each recording (:mod:`.autothreshold`)
+AUTO = "auto"
+#: ... and inverted-trace peaks near detections above max(this, the model's threshold) are not noise
+AUTO_REFERENCE = 0.9
 
 _INT_COLUMNS = ("sample", "onset_sample", "peak_sample")
 _BOOL_COLUMNS = ("overlapping", "excluded")
@@ -89,7 +93,10 @@ class DetectSettings:
         Samples between successive model windows (1 .. window_size); ``None`` ->
         ``round(window_size / 30)`` as miniML.
     threshold
-        Minimum prediction peak, in (0, 1); ``None`` -> the model's (0.5 if it has none).
+        Minimum prediction peak, in (0, 1); ``"auto"``: chosen for each recording from the
+        recording and its inverse (:mod:`minidet.detection.autothreshold`; it scores the
+        recording twice); ``None`` -> the model's (``"auto"`` for a model with
+        ``auto_threshold``, 0.5 if it has none).
     event_direction
         ``"negative"`` or ``"positive"``: the events' direction in the recording.
     training_direction
@@ -128,7 +135,7 @@ class DetectSettings:
     model: str = "gc"
     window_size: int = 600
     stride: int | None = None
-    threshold: float | None = None
+    threshold: float | str | None = None
     event_direction: str = "negative"
     training_direction: str | None = None
     resample: bool = True
@@ -152,10 +159,10 @@ class DetectSettings:
             raise ParameterError(
                 f"stride must be an integer from 1 to window_size ({self.window_size}) samples or None, got {self.stride!r}"
             )
-        if self.threshold is not None and not (
+        if self.threshold is not None and self.threshold != AUTO and not (
             isinstance(self.threshold, (int, float, np.floating)) and not isinstance(self.threshold, bool) and 0 < self.threshold < 1
         ):
-            raise ParameterError(f"threshold must be a number in (0, 1) or None, got {self.threshold!r}")
+            raise ParameterError(f"threshold must be a number in (0, 1), 'auto' or None, got {self.threshold!r}")
         direction_sign(self.event_direction)
         if self.training_direction is not None and self.training_direction not in ("negative", "positive"):
             raise ParameterError(
@@ -197,6 +204,8 @@ class DetectSettings:
         return max(1, round(self.stride_samples * factor)) / factor
 
     def locate_settings(self) -> LocateSettings:
+        if self.threshold == AUTO:
+            raise ParameterError("threshold='auto' is chosen by detect(); these settings hold no threshold yet")
         return LocateSettings(
             window_size=int(self.window_size),
             threshold=float(self.threshold if self.threshold is not None else 0.5),
@@ -263,6 +272,8 @@ def resolve_settings(
             if metadata.get(key) is not None:
                 meta_values[name] = metadata[key]
                 break
+    if metadata.get("auto_threshold"):
+        meta_values["threshold"] = AUTO
     if settings is None:
         values.update(meta_values)
         if model_name is not None:
@@ -493,7 +504,7 @@ def _load_model(model: Any):
     return load_model(model)
 
 
-def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool) -> np.ndarray:
+def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool) -> Any:
     from .predict import predict
 
     kwargs = {
@@ -510,7 +521,21 @@ def _call_predict(recording: Recording, model: Any, settings: DetectSettings, pr
     params = inspect.signature(predict).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return _prediction_trace(predict(recording, model, **kwargs))
+    return predict(recording, model, **kwargs)
+
+
+def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, metadata: dict[str, Any],
+                    prediction: Any, progress: bool) -> tuple[DetectSettings, dict[str, Any]]:
+    """Score the inverted recording and choose the threshold (see :mod:`.autothreshold`)."""
+    from .autothreshold import choose_threshold
+
+    opposite = "positive" if settings.event_direction == "negative" else "negative"
+    mirror = _prediction_trace(_call_predict(recording, model, dataclasses.replace(settings, event_direction=opposite),
+                                             progress))
+    reference = max(AUTO_REFERENCE, float(metadata.get("threshold") or 0.0))
+    placeholder = dataclasses.replace(settings, threshold=reference).locate_settings()
+    chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)
+    return dataclasses.replace(settings, threshold=chosen.threshold), {**chosen.to_dict(), "reference": reference}
 
 
 def _prediction_trace(prediction: Any) -> np.ndarray | LazyTrace:
@@ -593,9 +618,18 @@ def detect(
     if model_name is not None and settings is not None and "model" not in overrides and model_name != settings.model:
         overrides = {**overrides, "model": model_name}
     resolved = resolve_settings(settings, metadata, overrides, model_name)
+    if resolved.threshold == AUTO and prediction is not None:
+        raise ParameterError("threshold='auto' scores the recording and its inverse itself; with a given "
+                             "prediction, pass a number as threshold")
 
+    noise_sd = None
+    auto = None
     if prediction is None:
-        prediction = _call_predict(recording, model_obj, resolved, progress)
+        raw = _call_predict(recording, model_obj, resolved, progress)
+        noise_sd = getattr(raw, "noise_sd", None)
+        prediction = _prediction_trace(raw)
+        if resolved.threshold == AUTO:
+            resolved, auto = _auto_threshold(recording, model_obj, resolved, metadata, prediction, progress)
     else:
         prediction = _prediction_trace(prediction)
         if prediction.ndim != 1 or len(prediction) > recording.n_samples:
@@ -608,6 +642,10 @@ def detect(
     kinetics = measure_events(recording, located.positions, resolved.measure_settings())
     table = _events_table(recording, located.positions, located.scores, kinetics, resolved.window_size)
     info = {"gradient_threshold": located.gradient_threshold, "n_regions": len(located.regions)}
+    if noise_sd is not None:  # a noise-scaled model: the SD its windows were divided by
+        info["noise_sd"] = float(noise_sd)
+    if auto is not None:  # threshold="auto": what it chose, and from what
+        info["auto_threshold"] = auto
     return DetectionResult(
         recording=recording,
         settings=resolved,

@@ -253,6 +253,9 @@ class Prediction:
         Length of :attr:`values`: ``n_samples - window_size + 1``.
     up, down : int
         The resampling factor as a reduced fraction ``up / down`` (1, 1 without resampling).
+    noise_sd : float or None
+        The recording's noise SD (its unit) that windows were divided by, for a noise-scaled
+        model (:func:`minidet.noise.recording_noise_sd`); None for min-max models.
     """
 
     scores: np.ndarray
@@ -267,6 +270,7 @@ class Prediction:
     n_values: int
     up: int = 1
     down: int = 1
+    noise_sd: float | None = None
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -427,6 +431,7 @@ class _WindowSource:
         self.plan = plan
         self.sign = -1.0 if plan.invert else 1.0
         self.offsets = np.arange(plan.input_size)
+        self.noise_sd: float | None = None  # set for noise-scaled models: windows come out scaled
         if plan.resampled:
             from scipy.signal import resample_poly  # noqa: F401  (fail early if missing)
 
@@ -467,6 +472,10 @@ class _WindowSource:
                     out[i] = self._model_samples(int(starts[i]), int(starts[i]) + plan.input_size)
         if self.sign < 0:
             np.negative(out, out=out)
+        if self.noise_sd is not None:
+            from ..model.network import noise_scale
+
+            out = noise_scale(out, self.noise_sd)
         return out
 
     # -- resampling ---------------------------------------------------------------------
@@ -682,8 +691,15 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
     from .scorer import WindowScorer
 
-    scorer = WindowScorer(network, device, engine=settings.engine)
+    scaling = getattr(metadata, "input_scaling", "minmax")
+    scorer = WindowScorer(network, device, engine=settings.engine, minmax=scaling == "minmax")
     source = _WindowSource(recording.samples, plan, settings.chunk_size)
+    noise_sd = None
+    if scaling == "noise":
+        from ..noise import recording_noise_sd
+
+        noise_sd = recording_noise_sd(recording, plan.window_size)
+        source.noise_sd = noise_sd
 
     n = plan.n_windows
     segment = _SEGMENT_WINDOWS
@@ -765,7 +781,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         n_values=recording.n_samples - plan.window_size + 1,
         up=plan.up,
         down=plan.down,
+        noise_sd=noise_sd,
     )
+
 
 
 def predict(recording: Recording, model: Any = "gc", window_size: int | None = None,

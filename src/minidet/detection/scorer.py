@@ -142,6 +142,9 @@ class WindowScorer:
     engine : {"fast", "plain"}
         ``"fast"``: the inference-only CPU rewrite (falls back to ``"plain"`` off the CPU);
         ``"plain"``: the network's own forward pass, the float32 reference.
+    minmax : bool
+        Min-max scale each window first (miniML's models). False: the caller hands in windows
+        already scaled (noise-scaled models, :func:`minidet.model.network.noise_scale`).
     backend : {"auto", "onnxruntime", "torch"}
         Fast engine only: who runs it. ``"auto"``: ONNX Runtime when it is installed (it is a
         dependency of minidet), else torch. The attribute of the same name says which one
@@ -149,13 +152,14 @@ class WindowScorer:
     """
 
     def __init__(self, network: nn.Module, device: torch.device, engine: str = "fast",
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", minmax: bool = True) -> None:
         if engine not in ENGINES:
             raise ParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
         if backend not in BACKENDS:
             raise ParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.device = torch.device(device)
         self.input_size = int(network.window_size)
+        self.minmax = bool(minmax)
         if engine == "fast" and self.device.type == "cpu":
             cpu_net = network if next(network.parameters()).device.type == "cpu" else None
             if cpu_net is None:
@@ -169,7 +173,7 @@ class WindowScorer:
                 from . import onnx_net
 
                 if onnx_net.available():
-                    self._onnx = onnx_net.OnnxNet(cpu_net.eval())
+                    self._onnx = onnx_net.OnnxNet(cpu_net.eval(), minmax=self.minmax)
                 elif backend == "onnxruntime":
                     raise ParameterError("backend='onnxruntime' needs the onnxruntime and onnx "
                                          "packages (pip install onnxruntime onnx)")
@@ -183,7 +187,8 @@ class WindowScorer:
             self.backend = None
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """Probabilities, float32 shape (n,), of raw float32 windows of shape (n, input_size)."""
+        """Probabilities, float32 shape (n,), of float32 windows of shape (n, input_size) (raw,
+        or already scaled when ``minmax`` is False)."""
         if len(windows) == 0:
             return np.zeros(0, dtype=np.float32)
         if self._onnx is not None:
@@ -192,9 +197,12 @@ class WindowScorer:
             x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
             if self.device.type != "cpu":
                 x = x.to(self.device)
-            lo, hi = torch.aminmax(x, dim=1, keepdim=True)
-            span = hi - lo
-            span = torch.where(span > 0, span, torch.ones_like(span))
-            scaled = (x - lo).div_(span)
+            if self.minmax:
+                lo, hi = torch.aminmax(x, dim=1, keepdim=True)
+                span = hi - lo
+                span = torch.where(span > 0, span, torch.ones_like(span))
+                scaled = (x - lo).div_(span)
+            else:
+                scaled = x
             probs = self._fast(scaled) if self._fast is not None else self._net(scaled)
             return probs.float().cpu().numpy()

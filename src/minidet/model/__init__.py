@@ -10,11 +10,11 @@ from __future__ import annotations
 from .core import MinidetModel, from_keras, load_model, resolve_device
 from .keras import read_keras
 from .modelfile import ModelMetadata, read_metadata, read_model_file, save_model_file
-from .network import MiniMLNet, minmax_scale
+from .network import INPUT_SCALINGS, MiniMLNet, minmax_scale, noise_scale
 from .zoo import available_models, list_models
 
 __all__ = [
     "MiniMLNet", "MinidetModel", "ModelMetadata", "available_models", "from_keras",
-    "list_models", "load_model", "minmax_scale", "read_keras", "read_metadata",
+    "list_models", "load_model", "minmax_scale", "noise_scale", "INPUT_SCALINGS", "read_keras", "read_metadata",
     "read_model_file", "resolve_device", "save_model_file",
 ]

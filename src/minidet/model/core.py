@@ -12,7 +12,7 @@ import torch
 from ..errors import ModelFileError, ParameterError, UnknownModelError
 from .keras import is_keras_file, read_keras
 from .modelfile import ModelMetadata, read_model_file, save_model_file
-from .network import MiniMLNet, minmax_scale
+from .network import MiniMLNet, minmax_scale, noise_scale
 from .zoo import ZOO, bundled_path, is_model_name
 
 DEFAULT_BATCH_SIZE = 512
@@ -119,19 +119,24 @@ class MinidetModel:
         return arr
 
     def predict_windows(self, windows: Any, batch_size: int = DEFAULT_BATCH_SIZE,
-                        device: str | torch.device | None = None) -> np.ndarray:
+                        device: str | torch.device | None = None,
+                        noise_sd: Any = None) -> np.ndarray:
         """Event probability of each raw window.
 
         Parameters
         ----------
         windows : array_like, shape (n, input_size)
             Raw samples (any real dtype), one window per row, in the polarity the network was
-            trained on (invert beforehand if ``metadata.invert``). Each window is min-max
-            scaled to [0, 1] here.
+            trained on (invert beforehand if ``metadata.invert``). Each window is scaled here
+            as the network expects (``metadata.input_scaling``): min-max to [0, 1], or by the
+            noise SD of its recording.
         batch_size : int
             Windows per forward pass.
         device : str or torch.device, optional
             Run on this device (the network moves there and stays); default :attr:`device`.
+        noise_sd : float or array of shape (n,), optional
+            Noise-scaled models only, and required there: the noise SD of each window's
+            recording (:func:`minidet.noise.recording_noise_sd`).
 
         Returns
         -------
@@ -141,9 +146,23 @@ class MinidetModel:
         Raises
         ------
         ParameterError
-            Wrong shape or dtype, NaN or infinite samples, bad batch size or device.
+            Wrong shape or dtype, NaN or infinite samples, bad batch size or device, a missing
+            or bad ``noise_sd`` for a noise-scaled model (or one given to a min-max model).
         """
         arr = self._check_windows(windows)
+        noise = self.metadata.input_scaling == "noise"
+        if noise:
+            if noise_sd is None:
+                raise ParameterError(
+                    f"model {self.metadata.name!r} scales windows by their recording's noise: pass noise_sd "
+                    "(minidet.noise.recording_noise_sd(recording, window_size))")
+            sd = np.asarray(noise_sd, dtype=np.float64).reshape(-1)
+            if sd.size not in (1, arr.shape[0]) or not np.all(np.isfinite(sd)) or np.any(sd <= 0):
+                raise ParameterError(f"noise_sd must be one positive number or one per window "
+                                     f"({arr.shape[0]}), got {noise_sd!r}")
+            sd = np.broadcast_to(sd, (arr.shape[0],))
+        elif noise_sd is not None:
+            raise ParameterError(f"model {self.metadata.name!r} min-max scales each window; it takes no noise_sd")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
         if device is not None:
@@ -152,7 +171,10 @@ class MinidetModel:
         with torch.inference_mode():
             for start in range(0, arr.shape[0], int(batch_size)):
                 chunk = arr[start:start + int(batch_size)].astype(np.float64, copy=False)
-                scaled = torch.from_numpy(minmax_scale(chunk).astype(np.float32))
+                if noise:
+                    scaled = torch.from_numpy(noise_scale(chunk, sd[start:start + len(chunk)]))
+                else:
+                    scaled = torch.from_numpy(minmax_scale(chunk).astype(np.float32))
                 probs = self.network(scaled.to(self.device))
                 out[start:start + len(chunk)] = probs.float().cpu().numpy()
         return out

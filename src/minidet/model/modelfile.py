@@ -29,9 +29,11 @@ from safetensors.torch import save as save_bytes
 
 from .. import __version__
 from ..errors import ModelFileError, OutputError, ParameterError
-from .network import ConvBlockSpec, MiniMLNet
+from .network import INPUT_SCALINGS, ConvBlockSpec, MiniMLNet
 
-FORMAT_VERSION = 1
+#: Version 2 adds ``input_scaling``; files of min-max models are still written as version 1
+#: (byte for byte as before), so older minidet versions keep reading them.
+FORMAT_VERSION = 2
 FILE_SUFFIX = ".minidet.safetensors"
 ARCHITECTURES = ("miniml-cnn-bilstm",)
 DIRECTIONS = ("negative", "positive")
@@ -83,6 +85,14 @@ class ModelMetadata:
         found (1 = none, miniML's models).
     peak_prominence : float or None
         Default minimum prominence of a prediction peak; None = the threshold (miniML).
+    auto_threshold : bool
+        Detect with ``threshold="auto"`` by default: a threshold chosen for each recording
+        from its own inverted trace (:mod:`minidet.detection.autothreshold`); ``threshold``
+        is then the level of a confident detection.
+    input_scaling : {"minmax", "noise"}
+        How windows are scaled for the network, fixed by its training: ``"minmax"`` (miniML's
+        models: each window to [0, 1] on its own) or ``"noise"`` (in units of the recording's
+        noise SD; :func:`minidet.model.network.noise_scale`).
     description : str
         What the model is for and what it was trained on.
     source_file, source_sha256 : str
@@ -110,6 +120,8 @@ class ModelMetadata:
     gradient_convolve_win: int | None = 40
     smoothing_steps: int = 1
     peak_prominence: float | None = None
+    input_scaling: str = "minmax"
+    auto_threshold: bool = False
     description: str = ""
     source_file: str = ""
     source_sha256: str = ""
@@ -117,7 +129,7 @@ class ModelMetadata:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     architecture: str = "miniml-cnn-bilstm"
     minidet_version: str = __version__
-    format_version: int = FORMAT_VERSION
+    format_version: int | None = None
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and self.name.strip() != "",
@@ -147,11 +159,20 @@ class ModelMetadata:
             isinstance(self.peak_prominence, (int, float)) and not isinstance(self.peak_prominence, bool)
             and 0.0 < float(self.peak_prominence) <= 1.0),
             f"peak_prominence must be in (0, 1] or None, got {self.peak_prominence!r}")
+        _need(self.input_scaling in INPUT_SCALINGS,
+              f"input_scaling must be one of {INPUT_SCALINGS}, got {self.input_scaling!r}")
+        _need(isinstance(self.auto_threshold, bool),
+              f"auto_threshold must be true or false, got {self.auto_threshold!r}")
+        if self.format_version is None:  # the oldest format that holds this model
+            object.__setattr__(self, "format_version", 1 if self._format_1 else 2)
         _need(self.architecture in ARCHITECTURES,
               f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         _need(_is_int(self.format_version) and 1 <= self.format_version <= FORMAT_VERSION,
               f"format_version {self.format_version!r} is not supported (this minidet reads "
               f"up to {FORMAT_VERSION}; upgrade minidet)")
+        _need(self._format_1 or self.format_version >= 2,
+              f"input_scaling {self.input_scaling!r} and auto_threshold {self.auto_threshold} need model file "
+              f"format 2, got {self.format_version}")
         for key in ("description", "source_file", "source_sha256", "license", "minidet_version"):
             _need(isinstance(getattr(self, key), str), f"{key} must be a string")
         _need(isinstance(self.provenance, Mapping),
@@ -168,6 +189,11 @@ class ModelMetadata:
         object.__setattr__(self, "hyperparameters", network.hyperparameters())
 
     @property
+    def _format_1(self) -> bool:
+        """Whether format 1 can hold this model (no field that format 2 added is in use)."""
+        return self.input_scaling == "minmax" and not self.auto_threshold
+
+    @property
     def input_size(self) -> int:
         """Network input length in samples (600 for miniML's models)."""
         return int(self.hyperparameters.get("window_size", 600))
@@ -181,6 +207,8 @@ class ModelMetadata:
         """JSON-ready dict of every field."""
         d = asdict(self)
         d["hyperparameters"] = json.loads(json.dumps(dict(self.hyperparameters)))
+        if self.format_version == 1:  # format 1 has neither key: min-max models' files stay as they were
+            del d["input_scaling"], d["auto_threshold"]
         return d
 
     @classmethod
@@ -198,6 +226,8 @@ class ModelMetadata:
         """A copy with some fields changed (validated again)."""
         d = self.to_dict()
         d.update(changes)
+        if {"input_scaling", "auto_threshold"} & set(changes) and "format_version" not in changes:
+            d.pop("format_version", None)  # chosen again
         return ModelMetadata.from_dict(d)
 
 

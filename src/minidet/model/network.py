@@ -41,6 +41,44 @@ MINIML_CONV_BLOCKS = (
 )
 
 
+#: How a window is scaled before the network sees it (a property of the trained network):
+#: ``"minmax"`` (miniML: each window to [0, 1] on its own) or ``"noise"`` (minidet: in units of the
+#: recording's noise SD, compressed; see :func:`noise_scale`).
+INPUT_SCALINGS = ("minmax", "noise")
+#: :func:`noise_scale`: samples are divided by this many noise SDs before the asinh.
+NOISE_SCALE_SDS = 4.0
+
+
+def noise_scale(windows: np.ndarray, noise_sd: float | np.ndarray) -> np.ndarray:
+    """Scale windows in units of the recording's noise: ``asinh((x - median(x)) / (4 sd)) / 2``.
+
+    Unlike :func:`minmax_scale`, the size of a deflection relative to the noise survives: a
+    window of pure noise stays small (about +-0.5) and an event of 2 noise SDs looks
+    different from one of 20, which is what lets a network judge small events in noisy
+    recordings. The asinh keeps large events (hundreds of SDs) in a range the network can
+    use: linear up to a few SDs, logarithmic beyond.
+
+    Parameters
+    ----------
+    windows : array, shape (n, window_size)
+        Raw samples, one window per row, in the network's polarity.
+    noise_sd : float or array of shape (n,) or (n, 1)
+        Noise SD of the recording each window comes from (same unit as the samples), > 0.
+
+    Returns
+    -------
+    numpy.ndarray, float32, same shape.
+    """
+    x = np.asarray(windows, dtype=np.float64)
+    sd = np.asarray(noise_sd, dtype=np.float64)
+    if sd.ndim == 1:
+        sd = sd[:, None]
+    if not np.all(np.isfinite(sd)) or np.any(sd <= 0):
+        raise ParameterError(f"noise_sd must be positive and finite, got {noise_sd!r}")
+    centred = x - np.median(x, axis=-1, keepdims=True)
+    return (np.arcsinh(centred / (NOISE_SCALE_SDS * sd)) / 2.0).astype(np.float32)
+
+
 def minmax_scale(windows: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Scale every window to [0, 1] on its own: ``(x - min) / (max - min)``.
 

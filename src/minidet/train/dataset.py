@@ -18,6 +18,8 @@ minidet adds, as extra datasets that miniML ignores:
 ``prescore``       (n,) float64: a model's event probability (NaN: not pre-scored)
 ``channel``        (n,) bytes: channel of the source recording
 ``sampling_rate``  (n,) float64: Hz of the source recording (NaN: unknown)
+``noise_sd``       (n,) float64: noise SD of the source recording in its unit, as noise-scaled
+                   models measure it (:func:`minidet.noise.recording_noise_sd`; NaN: unknown)
 
 and attributes on the root (``format``, ``window_size``, template and thresholds, ``cursor``).
 
@@ -97,6 +99,7 @@ _EXTRA_DEFAULTS: dict[str, Any] = {
     "prescore": np.nan,
     "channel": "",
     "sampling_rate": np.nan,
+    "noise_sd": np.nan,
 }
 _EXTRA_DTYPES = {
     "scored": np.bool_,
@@ -104,6 +107,7 @@ _EXTRA_DTYPES = {
     "criterion": np.float64,
     "prescore": np.float64,
     "sampling_rate": np.float64,
+    "noise_sd": np.float64,
 }
 SIDECAR_SUFFIX = ".scores.json"
 LOCK_SUFFIX = ".lock"
@@ -129,6 +133,7 @@ class Dataset:
     prescore: np.ndarray | None = None
     channel: np.ndarray | None = None
     sampling_rate: np.ndarray | None = None
+    noise_sd: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -372,6 +377,7 @@ def write_dataset(
             f.create_dataset("prescore", data=dataset.prescore.astype(np.float64))
             f.create_dataset("channel", data=_encode(dataset.channel))
             f.create_dataset("sampling_rate", data=dataset.sampling_rate.astype(np.float64))
+            f.create_dataset("noise_sd", data=dataset.noise_sd.astype(np.float64))
             attrs = dict(dataset.attrs)
             attrs.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, window_size=dataset.window_size)
             for key, value in attrs.items():

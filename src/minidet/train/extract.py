@@ -315,10 +315,21 @@ def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[
         criterion=criterion[order],
         channel=np.full(n, channel, dtype=object),
         sampling_rate=np.full(n, recording.sampling_rate),
+        noise_sd=np.full(n, _noise_sd(recording, W)),
         attrs={**_settings_attrs(settings, template), "unit": recording.unit},
     )
     report.n_clear, report.n_intermediate, report.n_noise = int(clear.size), int(mid.size), int(noise_all.size)
     return dataset, report
+
+
+def _noise_sd(recording: Recording, window_size: int) -> float:
+    """The recording's noise SD for noise-scaled models (NaN for a trace without noise)."""
+    from ..noise import recording_noise_sd
+
+    try:
+        return recording_noise_sd(recording, window_size)
+    except ParameterError:
+        return float("nan")
 
 
 def _tile_free(free: np.ndarray, width: int) -> np.ndarray:
@@ -402,7 +413,9 @@ def prescore(dataset: Dataset, model_name: str) -> np.ndarray:
 
     Snippets are resampled to the network's input size (when the window differs) and inverted
     when the dataset's event direction differs from the model's training direction. The
-    baseline subtraction does not matter: the model min-max scales every window.
+    baseline subtraction does not matter: the model min-max scales every window, or (a
+    noise-scaled model) subtracts its median and divides by the snippet's ``noise_sd``;
+    snippets without one get NaN.
     """
     from .. import load_model
 
@@ -416,4 +429,11 @@ def prescore(dataset: Dataset, model_name: str) -> np.ndarray:
     direction = str(dataset.attrs.get("direction", "negative"))
     if direction != model.metadata.training_direction:
         windows = -windows
+    if model.metadata.input_scaling == "noise":
+        sd = np.asarray(dataset.noise_sd, dtype=np.float64)
+        ok = np.isfinite(sd) & (sd > 0)
+        out = np.full(windows.shape[0], np.nan)
+        if ok.any():
+            out[ok] = model.predict_windows(windows[ok], noise_sd=sd[ok])
+        return out
     return model.predict_windows(windows).astype(np.float64)

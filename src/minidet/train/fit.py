@@ -55,7 +55,7 @@ from .. import __version__
 from ..errors import ParameterError
 from ..model.modelfile import (DIRECTIONS, FILE_SUFFIX, ModelMetadata, network_from_hyperparameters,
                                save_model_file)
-from ..model.network import MiniMLNet, minmax_scale
+from ..model.network import INPUT_SCALINGS, MiniMLNet, minmax_scale, noise_scale
 from .fast_lstm import TwoThreadBiLSTM
 from .metrics import ClassificationMetrics, evaluate
 from .optim import Adam
@@ -156,6 +156,12 @@ class TrainSettings:
         training) instead of freezing the convolution and batch-norm layers (False, miniML's
         recipe). Slower (no cached features) and it needs more data; for preparations far
         from the base model's (other noise, other kinetics).
+    input_scaling : {"minmax", "noise"}, optional
+        How windows are scaled for the network (see :class:`~minidet.model.ModelMetadata`).
+        None: the base model's, or ``"minmax"`` (miniML's) for full training. ``"noise"``
+        needs the noise SD of every snippet's recording (datasets made by ``minidet extract``
+        carry it) and, from a min-max base model, ``fine_tune``: every layer has to learn the
+        new input.
     num_threads : int, optional
         CPU threads for torch during training (restored afterwards); None leaves torch's. With
         two or more, transfer learning on a CPU runs the LSTM's two directions in parallel,
@@ -181,6 +187,7 @@ class TrainSettings:
     device: str = "auto"
     cache_features: bool = True
     fine_tune: bool = False
+    input_scaling: str | None = None
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -219,6 +226,8 @@ class TrainSettings:
         _need(isinstance(self.cache_features, bool),
               f"cache_features must be true or false, got {self.cache_features!r}")
         _need(isinstance(self.fine_tune, bool), f"fine_tune must be true or false, got {self.fine_tune!r}")
+        _need(self.input_scaling is None or self.input_scaling in INPUT_SCALINGS,
+              f"input_scaling must be one of {INPUT_SCALINGS} or None, got {self.input_scaling!r}")
         _need(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
               f"num_threads must be a positive integer or None, got {self.num_threads!r}")
 
@@ -271,20 +280,22 @@ def _sha256_arrays(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def load_training_data(dataset: Any) -> tuple[np.ndarray, np.ndarray, DatasetSource]:
-    """Windows, scores and source description from a dataset file, object or arrays.
+def load_training_data(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, DatasetSource]:
+    """Windows, scores, noise SDs and source description from a dataset file, object or arrays.
 
     Parameters
     ----------
-    dataset : path, Dataset, or (windows, scores) pair
+    dataset : path, Dataset, (windows, scores) pair or (windows, scores, noise_sd) triple
         A dataset file in miniML's layout (read with :func:`minidet.train.dataset.read_dataset`),
-        a :class:`minidet.train.dataset.Dataset`, or a pair of arrays.
+        a :class:`minidet.train.dataset.Dataset`, or arrays.
 
     Returns
     -------
-    windows, scores, source
+    windows, scores, noise_sd, source
         Snippets not yet scored by a person (a Dataset's ``scored`` is False) get score 2,
         so they are left out like excluded ones; ``source.unscored`` counts them.
+        ``noise_sd``: the noise SD of each snippet's recording (NaN where unknown), or None
+        when no snippet has one.
     """
     from .dataset import Dataset, read_dataset
 
@@ -296,20 +307,24 @@ def load_training_data(dataset: Any) -> tuple[np.ndarray, np.ndarray, DatasetSou
         ds = dataset
         name = str(ds.attrs.get("source", "") or "in-memory dataset")
         sha = _sha256_arrays(ds.events, ds.scores, ds.scored)
-    elif isinstance(dataset, tuple) and len(dataset) == 2:
+    elif isinstance(dataset, tuple) and len(dataset) in (2, 3):
         windows, scores = np.asarray(dataset[0]), np.asarray(dataset[1])
-        return windows, scores, DatasetSource(
-            "in-memory arrays", _sha256_arrays(windows, scores),
+        noise = None if len(dataset) == 2 or dataset[2] is None else np.asarray(dataset[2], dtype=np.float64)
+        return windows, scores, noise, DatasetSource(
+            "in-memory arrays", _sha256_arrays(windows, scores) if noise is None else
+            _sha256_arrays(windows, scores, noise),
             int(windows.shape[-1]) if windows.ndim == 2 else 0)
     else:
-        raise ParameterError("dataset must be a file path, a Dataset or a (windows, scores) "
-                             f"pair, got {type(dataset).__name__}")
+        raise ParameterError("dataset must be a file path, a Dataset or a (windows, scores) pair or "
+                             f"(windows, scores, noise_sd) triple, got {type(dataset).__name__}")
     scores = np.asarray(ds.scores, dtype=np.int64).copy()
     unscored = ~np.asarray(ds.scored, dtype=bool)
     scores[unscored] = 2
     if unscored.any():
         logger.warning("%d snippet(s) are not scored yet and are left out", int(unscored.sum()))
-    return np.asarray(ds.events), scores, DatasetSource(name, sha, ds.window_size, int(unscored.sum()))
+    noise = np.asarray(ds.noise_sd, dtype=np.float64)
+    noise = None if not np.isfinite(noise).any() else noise
+    return np.asarray(ds.events), scores, noise, DatasetSource(name, sha, ds.window_size, int(unscored.sum()))
 
 
 @dataclass(frozen=True)
@@ -319,7 +334,7 @@ class PreparedData:
     Attributes
     ----------
     x_train, x_val : float32 arrays, shape (n, input_size)
-        Min-max scaled (and inverted / resampled as needed) windows.
+        Scaled (min-max or by the noise SD; inverted / resampled as needed) windows.
     y_train, y_val : float32 arrays of 0/1
     counts : dict
         Snippets in the file, used, excluded (score 2), events, non-events, per split.
@@ -384,7 +399,8 @@ def _direction_hint(windows: np.ndarray, labels: np.ndarray) -> str | None:
 
 def prepare_data(windows: np.ndarray, scores: np.ndarray, settings: TrainSettings,
                  input_size: int, training_direction: str,
-                 base_name: str | None = None) -> PreparedData:
+                 base_name: str | None = None, noise_sd: np.ndarray | None = None,
+                 input_scaling: str = "minmax") -> PreparedData:
     """Check a dataset and turn it into scaled, labelled, split network inputs.
 
     Parameters
@@ -400,6 +416,10 @@ def prepare_data(windows: np.ndarray, scores: np.ndarray, settings: TrainSetting
     training_direction : {"negative", "positive"}
     base_name : str, optional
         Name of the base model (transfer learning), for messages.
+    noise_sd : array of shape (n,), optional
+        Noise SD of each snippet's recording; needed for ``input_scaling="noise"``.
+    input_scaling : {"minmax", "noise"}
+        How windows are scaled (see :class:`~minidet.model.ModelMetadata`).
 
     Raises
     ------
@@ -428,6 +448,22 @@ def prepare_data(windows: np.ndarray, scores: np.ndarray, settings: TrainSetting
     n_excluded = int((~keep).sum())
     x = x[keep].astype(np.float64, copy=False)
     y = s[keep]
+    sd = None
+    if input_scaling == "noise":
+        _need(noise_sd is not None,
+              "a noise-scaled model needs the noise SD of every snippet's recording, and this dataset has "
+              "none (miniML's files and those of older minidet versions); extract the snippets again with "
+              "`minidet extract`, or train a min-max model (--input-scaling minmax)")
+        sd_all = np.asarray(noise_sd, dtype=np.float64).reshape(-1)
+        _need(sd_all.shape[0] == s.shape[0],
+              f"noise_sd must have one value per snippet ({s.shape[0]}), got {sd_all.shape[0]}")
+        sd = sd_all[keep]
+        bad = ~(np.isfinite(sd) & (sd > 0))
+        if bad.any():
+            rows = np.flatnonzero(keep)[bad]
+            raise ParameterError(
+                f"{rows.size} snippet(s) have no usable noise SD (NaN or <= 0), first at row {int(rows[0])}; "
+                "extract them again with `minidet extract` or score them 2 to leave them out")
     if x.shape[0]:
         finite = np.isfinite(x).all(axis=1)
         if not finite.all():
@@ -474,7 +510,7 @@ def prepare_data(windows: np.ndarray, scores: np.ndarray, settings: TrainSetting
                 f"{window_size}; allow resampling (drop --no-resample) so that each window is "
                 f"resampled to {input_size} samples")
         x = _resample(x, input_size)
-    x = minmax_scale(x).astype(np.float32)
+    x = noise_scale(x, sd) if sd is not None else minmax_scale(x).astype(np.float32)
     y = y.astype(np.float32)
     train_idx, val_idx = _stratified_split(y, settings.validation_fraction, settings.seed)
     counts = {
@@ -694,14 +730,22 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
                 f"{settings.training_direction!r}); set event_direction to the direction of your "
                 "events and they are inverted as needed")
         settings = settings.replace(training_direction=base_dir)
+    base_scaling = base_model.metadata.input_scaling if transfer else "minmax"
+    scaling = settings.input_scaling or base_scaling
+    if transfer and scaling != base_scaling and not settings.fine_tune:
+        raise ParameterError(
+            f"the base model {base_model.name!r} takes {base_scaling}-scaled windows; to learn "
+            f"{scaling}-scaled ones every layer must be trained: add fine_tune (--fine-tune)")
+    settings = settings.replace(input_scaling=scaling)
     device = _resolve_train_device(settings.device)
 
-    windows, scores, source = load_training_data(dataset)
+    windows, scores, noise_sd, source = load_training_data(dataset)
     input_size = base_model.input_size if transfer else settings.input_size
     if not transfer and not settings.resample:
         input_size = int(np.shape(windows)[-1]) if np.ndim(windows) == 2 else settings.input_size
     data = prepare_data(windows, scores, settings, input_size, settings.training_direction,
-                        base_name=base_model.name if transfer else None)
+                        base_name=base_model.name if transfer else None, noise_sd=noise_sd,
+                        input_scaling=scaling)
     logger.info("training on %d windows, validating on %d", data.y_train.size, data.y_val.size)
 
     with _torch_threads(settings.num_threads), torch.random.fork_rng(
@@ -928,6 +972,7 @@ def _build_metadata(network: MiniMLNet, data: PreparedData, settings: TrainSetti
         threshold=float(metrics.threshold),
         resample=data.window_size != data.input_size,
         convolve_win=convolve, gradient_convolve_win=gradient,
+        input_scaling=settings.input_scaling or "minmax",
         source_file=source.name, source_sha256=source.sha256,
         license=license_text,
     )

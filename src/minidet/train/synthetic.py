@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..noise import NoiseSpectrum
+from ..noise import NoiseSpectrum, recording_noise_sd
 from ..simulation import TRANSIENT_KINDS, SimulationSettings, simulate
 
-__all__ = ["SyntheticSettings", "random_spectrum", "synthetic_windows"]
+__all__ = ["SPECTRUM_FAMILIES", "SyntheticSettings", "patch_clamp_spectrum", "random_spectrum",
+           "synthetic_windows"]
 
 
 def _need(cond: bool, message: str) -> None:
@@ -88,6 +89,7 @@ class SyntheticSettings:
     transient_negative_fraction: float = 0.25
     hum_fraction: float = 0.2
     drift_fraction: float = 0.3
+    spectrum_family: str = "pink-lowpass"
 
     def __post_init__(self) -> None:
         _need(_int(self.n_recordings) and self.n_recordings >= 1,
@@ -122,6 +124,8 @@ class SyntheticSettings:
                      "drift_fraction"):
             v = getattr(self, name)
             _need(_real(v) and 0 <= v <= 1, f"{name} must be in [0, 1], got {v!r}")
+        _need(self.spectrum_family in SPECTRUM_FAMILIES,
+              f"spectrum_family must be one of {tuple(SPECTRUM_FAMILIES)}, got {self.spectrum_family!r}")
         _need(self.hard_fraction + self.transient_negative_fraction <= 1,
               "hard_fraction + transient_negative_fraction must be <= 1")
         object.__setattr__(self, "positive_onset_range", (int(lo), int(hi)))
@@ -150,6 +154,33 @@ def random_spectrum(rng: np.random.Generator, sampling_rate: float = 50_000.0) -
     return NoiseSpectrum(f, psd, name=f"random(pink={pink_weight:.3g},corner={corner:.0f},order={order})")
 
 
+def patch_clamp_spectrum(rng: np.random.Generator, sampling_rate: float = 50_000.0) -> NoiseSpectrum:
+    """A random spectrum of the shape whole-cell noise has: 1/f + white + f^2, low-passed.
+
+    The textbook sources of patch-clamp noise (e.g. Sherman-Gold, *The Axon Guide*, ch. 12;
+    Levis & Rae 1993): 1/f noise at low frequencies, white (thermal and shot) noise, and the
+    amplifier's voltage noise across the input and pipette capacitance, whose current noise
+    rises as f^2; then the recording filter (a 4-pole Bessel, here a Butterworth-like roll-off
+    of order 2-4). The 1/f corner is log-uniform in 1 Hz-1 kHz, the f^2 term equals the white
+    level somewhere between 0.3 and 30 kHz, the filter corner lies in 1.5-10 kHz. So spectra
+    range from nearly white to blue-ish with a steep roll-off; the granule-cell spectrum of
+    :data:`minidet.noise.GC_PSD` is not one of them (it is never drawn, only its kind).
+    """
+    f = np.linspace(0.0, sampling_rate / 2, 513)
+    pink = 10 ** rng.uniform(-3, 0)
+    capacitive = 10 ** rng.uniform(-3, 1)
+    corner = 10 ** rng.uniform(math.log10(1500.0), 4)
+    order = int(rng.integers(2, 5))
+    base = 1.0 + pink * 1000.0 / np.maximum(f, 10.0) + capacitive * (f / 1000.0) ** 2
+    psd = base / (1.0 + (f / corner) ** (2 * order))
+    return NoiseSpectrum(f, psd, name=f"patch-clamp(pink={pink:.3g},cap={capacitive:.3g},corner={corner:.0f},"
+                                      f"order={order})")
+
+
+#: :class:`SyntheticSettings` ``spectrum_family``: name -> function drawing one spectrum.
+SPECTRUM_FAMILIES = {"pink-lowpass": random_spectrum, "patch-clamp": patch_clamp_spectrum}
+
+
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
@@ -170,7 +201,7 @@ def _recording_settings(s: SyntheticSettings, rng: np.random.Generator) -> Simul
         rise_tau_s=rise,
         decay_tau_s=decay,
         noise_sd=1.0,
-        noise_spectrum=random_spectrum(rng, s.sampling_rate),
+        noise_spectrum=SPECTRUM_FAMILIES[s.spectrum_family](rng, s.sampling_rate),
         hum_amplitude=float(rng.uniform(0.1, 0.6)) if hum else 0.0,
         drift_sd=float(rng.uniform(0.5, 3.0)) if drift else 0.0,
         transient_rate_hz=_log_uniform(rng, *s.transient_rate_hz_range) if transients else 0.0,
@@ -209,7 +240,8 @@ def synthetic_windows(settings: SyntheticSettings | None = None, seed: int = 0
         Per window: ``recording``, ``start`` (sample), ``kind`` (positive / random / hard /
         transient), ``onset_offset`` (samples from the window start to the onset the label
         refers to, NaN for random negatives), and the recording's ``snr_db``,
-        ``rise_tau_s``, ``decay_tau_s``, ``spectrum``.
+        ``rise_tau_s``, ``decay_tau_s``, ``spectrum`` and ``noise_sd`` (what noise-scaled
+        models divide by, :func:`minidet.noise.recording_noise_sd`).
     """
     settings = SyntheticSettings() if settings is None else settings
     _need(isinstance(settings, SyntheticSettings),
@@ -228,7 +260,8 @@ def synthetic_windows(settings: SyntheticSettings | None = None, seed: int = 0
         n = x.size
         onsets = np.sort(np.floor(truth.events["onset_sample"].to_numpy()).astype(np.int64))
         meta = {"recording": i, "snr_db": float(sim.snr_db), "rise_tau_s": sim.rise_tau_s,
-                "decay_tau_s": sim.decay_tau_s, "spectrum": sim.noise_spectrum.name}
+                "decay_tau_s": sim.decay_tau_s, "spectrum": sim.noise_spectrum.name,
+                "noise_sd": recording_noise_sd(rec, w)}
 
         # positives: onset at a uniform offset in the window
         chosen = onsets[rng.permutation(onsets.size)[: settings.max_positives_per_recording]]

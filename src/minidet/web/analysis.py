@@ -154,6 +154,8 @@ def detect_overrides(raw: Any) -> dict[str, Any]:
             if isinstance(value, bool) or not number.is_integer():
                 raise ParameterError(f"{key} must be a whole number, got {value!r}")
             out[key] = int(number)
+        elif key == "threshold" and isinstance(value, str) and value.strip().lower() == "auto":
+            out[key] = "auto"
         elif key in _FLOAT_SETTINGS:
             try:
                 out[key] = float(value)
@@ -1065,6 +1067,8 @@ def models() -> list[dict[str, Any]]:
     out = []
     for meta in list_models():
         d = meta.to_dict()
+        if meta.auto_threshold:  # chosen per recording; the field's placeholder says so
+            d["threshold"] = "auto"
         out.append({k: d.get(k) for k in keys})
     return out
 
