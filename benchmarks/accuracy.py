@@ -6,7 +6,7 @@ conditions of issue 10: clean (25 dB), 12.6, 9, 6.5 and 5 dB, events 2x faster a
 (at 12.6 dB) and with non-synaptic transients (1/s, at 12.6 dB). On each it runs
 
 - every model of ``--models`` (``minidet.detect(recording, model)`` with the model's own
-  threshold, window 600, stride 20: no retuning per recording);
+  settings, window 600, stride 20: no retuning per recording by hand);
 - ``template-best``: Clements-Bekkers template matching told the *true* kinetics of the
   condition, at the threshold (of 0.5, 0.75, ..., 8) with the best F1 over the condition's
   recordings (an oracle: it is told what no detector knows);
@@ -24,7 +24,9 @@ A model may carry detection settings after ``@`` (any :class:`minidet.DetectSett
 ``@name=value`` each), run instead of the model's own.
 
 The evaluation seeds (1, 2) and the GC noise spectrum are never used to make training windows
-for ``gc-robust`` (scripts/train_default_model.py: seeds >= 1000 and random spectra).
+for ``gc-robust`` (scripts/train_default_model.py: seeds >= 1000 and random patch-clamp-like
+spectra). gc-robust runs as shipped, with its threshold chosen per recording
+(``threshold=auto``); ``gc-robust@threshold=0.99`` runs it at its calibrated fixed threshold.
 """
 
 from __future__ import annotations

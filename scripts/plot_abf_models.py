@@ -69,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         res = minidet.detect(rec, m)
         ev = res.events
         found[m] = (ev["sample"].to_numpy().astype(np.int64), ev["amplitude"].to_numpy()
-                    if "amplitude" in ev else np.full(len(ev), np.nan), res.settings.threshold)
+                    if "amplitude" in ev else np.full(len(ev), np.nan),
+                    f"{res.settings.threshold:g}" + (", chosen by threshold=auto" if "auto_threshold" in res.info else ""))
     a, b = models
     tol = max(1, int(round(args.tolerance_ms * 1e-3 * fs)))
     in_a, in_b = _match(found[a][0], found[b][0], tol)
     only_a, only_b = found[a][0][~in_a], found[b][0][~in_b]
     lines = [f"{Path(args.recording).name}: {rec.n_samples / fs:.1f} s at {fs:g} Hz",
-             f"{a}: {found[a][0].size} events (threshold {found[a][2]:g}); "
-             f"{b}: {found[b][0].size} events (threshold {found[b][2]:g})",
+             f"{a}: {found[a][0].size} events (threshold {found[a][2]}); "
+             f"{b}: {found[b][0].size} events (threshold {found[b][2]})",
              f"common (within {args.tolerance_ms:g} ms): {int(in_a.sum())}",
              f"only {a}: {only_a.size}, median |amplitude| {np.nanmedian(np.abs(found[a][1][~in_a])) if only_a.size else float('nan'):.1f} {rec.unit}",
              f"only {b}: {only_b.size}, median |amplitude| {np.nanmedian(np.abs(found[b][1][~in_b])) if only_b.size else float('nan'):.1f} {rec.unit}",
