@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from minidet.cli import main
@@ -17,15 +16,7 @@ from minidet.train.extract import ExtractSettings, extract_recording, prescore
 from minidet.train.fit import TrainSettings, prepare_data, train_model
 from minidet.train.synthetic import SPECTRUM_FAMILIES, SyntheticSettings, synthetic_windows
 
-FAST = dict(max_epochs=1, device="cpu", num_threads=1)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+FAST = dict(max_epochs=1, device="cpu", num_threads=1)  # one torch thread while training (restored after)
 
 
 def windows(n: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
