@@ -512,7 +512,8 @@ def models(as_json: bool) -> None:
                f"{'scaling':7s}  description")
     for m in found:
         summary = textwrap.shorten(m.description, width=64, placeholder=" ...")
-        click.echo(f"{m.name:12s} {m.window_size:6d} {m.stride:6d} {m.threshold:4.2f}  "
+        thr = "auto" if m.auto_threshold else f"{m.threshold:4.2f}"  # auto: chosen per recording
+        click.echo(f"{m.name:12s} {m.window_size:6d} {m.stride:6d} {thr:>4s}  "
                    f"{m.training_direction:8s}  {m.event_direction:8s}  {m.input_scaling:7s}  {summary}")
 
 

@@ -25,6 +25,7 @@ def test_models_lists_the_bundled_models():
     assert "3000" in lines[2] and "positive" in lines[2]
     # how each network sees a window: miniML's min-max, gc-robust the noise SD
     assert "scaling" in lines[0] and " minmax " in lines[1] and " noise " in lines[-1]
+    assert lines[-1].split()[3] == "auto" and lines[1].split()[3] == "0.50"  # gc-robust's threshold is chosen per recording
 
 
 def test_models_json():
