@@ -14,7 +14,7 @@ import torch
 from minidet.detection.pipeline import detect
 from minidet.detection.predict import predict
 from minidet.detection.scorer import WindowScorer
-from minidet.errors import ModelFileError, ParameterError
+from minidet.errors import ParameterError
 from minidet.model import load_model
 from minidet.model.modelfile import read_metadata, save_model_file
 from minidet.model.network import noise_scale
@@ -111,5 +111,3 @@ def test_a_bad_input_scaling_is_refused(noise_model):
     meta = load_model("gc").metadata
     with pytest.raises(ParameterError, match="input_scaling must be one of"):
         meta.replace(input_scaling="zscore")
-    with pytest.raises(ModelFileError, match="not found"):
-        load_model(str(noise_model) + ".missing")

@@ -32,6 +32,15 @@ def test_smoothed_prediction_is_the_whole_trace_average_bit_for_bit():
     assert smoothed_prediction(pred, 1) is pred
 
 
+def _events_recording(n: int, onsets: tuple[int, ...], seed: int) -> Recording:
+    """Unit white noise at 50 kHz with a 12-SD event (rise 0.2 ms, decay 1.5 ms) at each onset."""
+    x = np.random.default_rng(seed).normal(0, 1, n)
+    t = np.arange(400) / 50_000
+    for onset in onsets:
+        x[onset:onset + 400] -= 12 * (1 - np.exp(-t / 2e-4)) * np.exp(-t / 1.5e-3)
+    return Recording(x, 50_000.0)
+
+
 def _steps_prediction(n: int, stride: int = 20) -> np.ndarray:
     """A prediction on the sample grid: a broad plateau (20 steps at 0.8) and a narrow spike
     (6 steps at 0.97) far apart."""
@@ -42,13 +51,8 @@ def _steps_prediction(n: int, stride: int = 20) -> np.ndarray:
 
 
 def test_smoothing_keeps_broad_score_plateaus_and_drops_narrow_spikes():
-    rng = np.random.default_rng(1)
     n = 100_000
-    x = rng.normal(0, 1, n)
-    t = np.arange(400) / 50_000
-    for onset in (20_000 + 150, 60_000 + 150):  # an event where each score bump is
-        x[onset:onset + 400] -= 12 * (1 - np.exp(-t / 2e-4)) * np.exp(-t / 1.5e-3)
-    rec = Recording(x, 50_000.0)
+    rec = _events_recording(n, (20_000 + 150, 60_000 + 150), seed=1)  # an event where each score bump is
     pred = _steps_prediction(n)
     plain = locate_events(rec, pred, LocateSettings(threshold=0.75))
     smooth = locate_events(rec, pred, LocateSettings(threshold=0.75, smoothing_steps=9))
@@ -133,13 +137,8 @@ def _burst_prediction(n: int) -> np.ndarray:
 
 
 def test_peak_prominence_keeps_the_second_event_of_a_burst():
-    rng = np.random.default_rng(5)
     n = 60_000
-    x = rng.normal(0, 1, n)
-    t = np.arange(400) / 50_000
-    for onset in (20_150, 20_750):
-        x[onset:onset + 400] -= 12 * (1 - np.exp(-t / 2e-4)) * np.exp(-t / 1.5e-3)
-    rec = Recording(x, 50_000.0)
+    rec = _events_recording(n, (20_150, 20_750), seed=5)
     pred = _burst_prediction(n)
     minimlike = locate_events(rec, pred, LocateSettings(threshold=0.93))
     assert len(minimlike.regions) == 1  # the second peak rises only 0.69 above the dip: dropped
