@@ -37,11 +37,21 @@ def test_noise_as_high_as_some_detections_raises_the_threshold():
     noise = [(p, 0.75) for p in spaced(10, 1_000_000)]
     mirror_noise = [(p, 0.75) for p in spaced(10, 1_500_000)]
     chosen = choose_threshold(trace(events + noise), trace(mirror_noise), SETTINGS, RATE, 0.9)
-    assert chosen.threshold == 0.99
+    assert chosen.threshold == 0.995  # the highest that keeps every event
     grid = list(AUTO_GRID)
     assert chosen.peaks[grid.index(0.7)] == 30 and chosen.peaks[grid.index(0.8)] == 20
     assert chosen.noise_peaks[grid.index(0.7)] == pytest.approx(10 / (1 - chosen.excluded_fraction), abs=0.01)
     assert chosen.noise_peaks[grid.index(0.8)] == 0
+
+
+def test_noise_scored_above_099_is_left_below_the_threshold():
+    """A network sure of noise it never saw: the grid goes on above 0.99."""
+    events = [(p, 0.99995) for p in spaced(20, 10_000)]
+    noise = [(p, 0.997) for p in spaced(10, 1_000_000)]
+    mirror_noise = [(p, 0.997) for p in spaced(10, 1_500_000)]
+    chosen = choose_threshold(trace(events + noise), trace(mirror_noise), SETTINGS, RATE, 0.9)
+    assert chosen.threshold >= 0.998
+    assert chosen.peaks[list(AUTO_GRID).index(chosen.threshold)] == 20
 
 
 def test_without_noise_peaks_small_real_events_are_kept():
