@@ -130,7 +130,11 @@ def test_synthetic_windows_carry_noise_sd_and_spectrum_families():
     assert info["spectrum"].str.startswith("patch-clamp(").all()
     assert (info["noise_sd"] > 0).all()
     assert info.groupby("recording")["noise_sd"].nunique().eq(1).all()
-    assert set(SPECTRUM_FAMILIES) == {"pink-lowpass", "patch-clamp"}
+    assert set(SPECTRUM_FAMILIES) == {"pink-lowpass", "patch-clamp", "mixed"}
+    # the mixture draws from both families
+    names = [SPECTRUM_FAMILIES["mixed"](np.random.default_rng(k)).name for k in range(40)]
+    assert any(n.startswith("patch-clamp(") for n in names) and any(n.startswith("random(") for n in names)
+    assert all(n.startswith(("patch-clamp(", "random(")) for n in names)
     with pytest.raises(ParameterError, match="spectrum_family"):
         SyntheticSettings(spectrum_family="gc")
     # the default family is the one gc-robust's first version was trained on

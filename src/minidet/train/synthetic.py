@@ -36,7 +36,7 @@ from ..errors import ParameterError
 from ..noise import NoiseSpectrum, recording_noise_sd
 from ..simulation import TRANSIENT_KINDS, SimulationSettings, simulate
 
-__all__ = ["SPECTRUM_FAMILIES", "SyntheticSettings", "patch_clamp_spectrum", "random_spectrum",
+__all__ = ["SPECTRUM_FAMILIES", "SyntheticSettings", "mixed_spectrum", "patch_clamp_spectrum", "random_spectrum",
            "synthetic_windows"]
 
 
@@ -177,8 +177,20 @@ def patch_clamp_spectrum(rng: np.random.Generator, sampling_rate: float = 50_000
                                       f"order={order})")
 
 
+def mixed_spectrum(rng: np.random.Generator, sampling_rate: float = 50_000.0) -> NoiseSpectrum:
+    """Either family, with equal odds: :func:`patch_clamp_spectrum` or :func:`random_spectrum`.
+
+    The second adds what the first lacks: noise dominated by 1/f down to the event band and
+    spectra left nearly white up to a 10 kHz corner, so that a network trained on the mix has
+    seen noise excursions of both kinds that look like small events.
+    """
+    draw = patch_clamp_spectrum if rng.random() < 0.5 else random_spectrum
+    return draw(rng, sampling_rate)
+
+
 #: :class:`SyntheticSettings` ``spectrum_family``: name -> function drawing one spectrum.
-SPECTRUM_FAMILIES = {"pink-lowpass": random_spectrum, "patch-clamp": patch_clamp_spectrum}
+SPECTRUM_FAMILIES = {"pink-lowpass": random_spectrum, "patch-clamp": patch_clamp_spectrum,
+                     "mixed": mixed_spectrum}
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
