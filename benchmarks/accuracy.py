@@ -24,9 +24,11 @@ A model may carry detection settings after ``@`` (any :class:`minidet.DetectSett
 ``@name=value`` each), run instead of the model's own.
 
 The evaluation seeds (1, 2) and the GC noise spectrum are never used to make training windows
-for ``gc-robust`` (scripts/train_default_model.py: seeds >= 1000 and random patch-clamp-like
-spectra). gc-robust runs as shipped, with its threshold chosen per recording
-(``threshold=auto``); ``gc-robust@threshold=0.99`` runs it at its calibrated fixed threshold.
+for ``gc-robust`` (scripts/train_default_model.py: seeds >= 1000 and random spectra,
+patch-clamp-like or 1/f + white low-passed). gc-robust runs as shipped, with its threshold
+chosen per recording (``threshold=auto``); ``gc-robust@threshold=0.98`` runs it at its
+calibrated fixed threshold. ``--noise white`` / ``--noise pink`` repeat the conditions with
+noise of another spectrum (neither is drawn for training either).
 """
 
 from __future__ import annotations

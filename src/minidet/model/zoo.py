@@ -88,11 +88,11 @@ ZOO: dict[str, ZooEntry] = {
                  "2018)." + _UNKNOWN_WINDOW + " " + MINIML_REFERENCE + "."),
         ZooEntry("gc-robust", "", 600, "negative", "negative",
                  "Granule-cell-like mEPSCs, voltage clamp, for noisy recordings and kinetics unlike "
-                 "the gc model's training data (minidet transfer learning from gc on simulated "
-                 "recordings with random noise spectra, SNR 2-24 dB, rise 0.05-1 ms, decay 0.3-8 ms, "
-                 "overlapping events and non-synaptic transients, plus miniML's scored GC snippets; "
-                 "threshold calibrated on held-out simulations). Recipe and figures in the file's "
-                 "provenance; scripts/train_default_model.py rebuilds it."),
+                 "the gc model's training data; minidet's default model. Windows scaled by the "
+                 "recording's noise SD; every layer of gc fine-tuned on simulated recordings with "
+                 "random noise spectra, SNR 2-24 dB, rise 0.05-1 ms, decay 0.3-8 ms, overlapping "
+                 "events and non-synaptic transients; threshold chosen per recording (auto). Recipe "
+                 "and figures in the file's provenance; scripts/train_default_model.py rebuilds it."),
     )
 }
 
