@@ -110,7 +110,7 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        direct = detect(rec, "gc", stride=120)
+        direct = detect(rec, SETTINGS.model, stride=120)  # the batch's model: the default
     finally:
         torch.set_num_threads(threads)
     ev = serial.events[serial.events["recording"] == "a__cell1.h5"].reset_index(drop=True)

@@ -82,8 +82,11 @@ def oracle(monkeypatch) -> dict:
     return calls
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, ["detect", *args], catch_exceptions=False)
+def run(*args: str, model: str | None = "gc"):
+    """``minidet detect ARGS``; with ``--model gc`` unless ARGS name a model or ``model=None``
+    (the oracle stands in for a miniML model, whose settings the expectations assume)."""
+    extra = [] if model is None or "--model" in args else ["--model", model]
+    return CliRunner().invoke(main, ["detect", *args, *extra], catch_exceptions=False)
 
 
 def one_line_error(result) -> str:
@@ -125,6 +128,12 @@ def test_model_defaults_fill_unset_options(cell: Path, tmp_path: Path, oracle) -
     stored = read_results(tmp_path / "b")
     assert stored.settings["threshold"] == 0.7 and stored.settings["resample"] is False
     assert stored.recording["source"] == str(cell) and stored.recording["unit"] == "pA"
+    # without --model: the default model, gc-robust, with its threshold chosen for the recording
+    from minidet.detection.autothreshold import AUTO_GRID
+
+    assert run(str(cell), "--out", str(tmp_path / "c"), model=None).exit_code == 0
+    stored = read_results(tmp_path / "c")
+    assert stored.model["name"] == "gc-robust" and stored.settings["threshold"] in AUTO_GRID
 
 
 def test_json_is_the_only_thing_on_stdout(cell: Path, tmp_path: Path, oracle) -> None:

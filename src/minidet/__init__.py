@@ -11,6 +11,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: the model used where none is named (CLI, API, batch, analysis app): minidet's own noise-scaled
+#: granule-cell model with its threshold chosen per recording; ``"gc"`` is miniML's base model
+#: (README, "Accuracy": how it was chosen)
+DEFAULT_MODEL = "gc-robust"
+
 # public name -> "module:attribute"
 _API = {
     "Recording": "minidet.recording:Recording",
@@ -36,7 +41,7 @@ _API = {
     "TrainSettings": "minidet.train.fit:TrainSettings",
 }
 
-__all__ = sorted(_API) + ["__version__"]
+__all__ = sorted(_API) + ["DEFAULT_MODEL", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import DEFAULT_MODEL
 from .errors import MinidetError, OutputError, ParameterError, RecordingNotFoundError
 
 __all__ = [
@@ -153,7 +154,7 @@ class BatchSettings:
         File types picked up when a folder is searched (lower case, with the dot).
     """
 
-    model: str = "gc"
+    model: str = DEFAULT_MODEL
     detect: tuple[tuple[str, Any], ...] = ()
     reader: tuple[tuple[str, Any], ...] = ()
     plots: bool = False

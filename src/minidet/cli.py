@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__
+from . import DEFAULT_MODEL, __version__
 from .errors import MinidetError
 
 
@@ -132,7 +132,7 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Model and detection-setting options shared by ``detect`` and ``batch``
     (see :class:`minidet.detection.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
     options = [
-        click.option("--model", default="gc", show_default=True,
+        click.option("--model", default=DEFAULT_MODEL, show_default=True,
                      help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras)."),
         click.option("--window-size", type=int, default=None,
                      help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]"),
@@ -922,7 +922,7 @@ def simulate(out: str, snr_db: float | None, seed: int | None, truth_path: str |
               help="--sweep: factors on both time constants, e.g. 1,0.5,4.5 (0.5 = 2x faster).")
 @click.option("--method", default="miniml", show_default=True,
               help="--sweep: miniml, template, deconvolution or threshold.")
-@click.option("--model", default="gc", show_default=True, help="--sweep: model for --method miniml.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="--sweep: model for --method miniml.")
 @click.option("--seed", type=int, default=0, show_default=True, help="--sweep: random seed.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="--sweep: write F1 against SNR to this PNG.")

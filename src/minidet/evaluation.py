@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from . import DEFAULT_MODEL
 from .errors import ParameterError, RecordingNotFoundError
 from .simulation import SimulationSettings, Truth, read_truth, simulate
 
@@ -437,7 +438,7 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
 
 
 # ----------------------------------------------------------------------------- sweeps
-def make_detector(method: str = "miniml", model: str = "gc", **settings: Any) -> Callable[[Any], Any]:
+def make_detector(method: str = "miniml", model: str = DEFAULT_MODEL, **settings: Any) -> Callable[[Any], Any]:
     """A function ``recording -> detections`` for :func:`sweep`.
 
     ``"miniml"`` runs :func:`minidet.detect` with ``model`` (settings as its overrides) and

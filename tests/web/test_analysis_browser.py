@@ -65,8 +65,8 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
         wait_for(lambda: text(browser, "recinfo").startswith("3 s of 10 s"), what="the cut")
         assert "cut 0–7 s" in text(browser, "steps")
 
-        # analyze with the bundled gc model (the panel's defaults)
-        assert Select(browser.find_element("id", "model")).first_selected_option.text == "gc"
+        # analyze with the panel's defaults: the default model, gc-robust
+        assert Select(browser.find_element("id", "model")).first_selected_option.text == "gc-robust"
         browser.find_element("id", "analyze").click()
         wait_for(lambda: browser.execute_script("return document.body.dataset.job") != "idle", what="the start")
         wait_for(lambda: browser.execute_script("return document.body.dataset.job") in ("done", "error"),

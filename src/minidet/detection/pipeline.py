@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .. import DEFAULT_MODEL
 from ..errors import ParameterError
 from ..measure.kinetics import MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
@@ -132,7 +133,7 @@ class DetectSettings:
         miniML. See :mod:`minidet.detection.predict`.
     """
 
-    model: str = "gc"
+    model: str = DEFAULT_MODEL
     window_size: int = 600
     stride: int | None = None
     threshold: float | str | None = None
@@ -552,7 +553,7 @@ def _prediction_trace(prediction: Any) -> np.ndarray | LazyTrace:
 
 def detect(
     recording: Recording,
-    model: Any = "gc",
+    model: Any = DEFAULT_MODEL,
     *,
     settings: DetectSettings | None = None,
     prediction: np.ndarray | None = None,

@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import DEFAULT_MODEL
 from ..errors import ParameterError
 from ..recording import LazyTrace, Recording
 
@@ -786,7 +787,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
 
 
-def predict(recording: Recording, model: Any = "gc", window_size: int | None = None,
+def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int | None = None,
             stride: int | None = None, event_direction: str | None = None,
             training_direction: str | None = None, resample: bool = True,
             batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .. import preprocess
+from .. import DEFAULT_MODEL, preprocess
 from ..errors import MinidetError, OutputError, ParameterError
 from ..recording import Recording
 from ..report import writers
@@ -727,7 +727,7 @@ class AnalysisSession:
         return out
 
     # ------------------------------------------------------------------ analysis
-    def analyze(self, model: Any = "gc", settings: Any = None, method: str = "miniml") -> dict[str, Any]:
+    def analyze(self, model: Any = DEFAULT_MODEL, settings: Any = None, method: str = "miniml") -> dict[str, Any]:
         """Start ``detect`` on the current recording in a background thread."""
         from ..classic import METHODS
         from ..detection.pipeline import DetectSettings
@@ -1117,7 +1117,7 @@ def build_app(session: AnalysisSession) -> WebApp:
     def model_list(request: Request) -> dict[str, Any]:
         from ..classic import METHODS
 
-        return {"models": models(), "methods": ["miniml", *sorted(METHODS)]}
+        return {"models": models(), "default": DEFAULT_MODEL, "methods": ["miniml", *sorted(METHODS)]}
 
     @api("GET", "/api/files")
     def files(request: Request) -> dict[str, Any]:
@@ -1149,7 +1149,7 @@ def build_app(session: AnalysisSession) -> WebApp:
     @api("POST", "/api/analyze")
     def analyze(request: Request) -> dict[str, Any]:
         body = request.json()
-        return session.analyze(body.get("model", "gc"), body.get("settings"), str(body.get("method", "miniml")))
+        return session.analyze(body.get("model", DEFAULT_MODEL), body.get("settings"), str(body.get("method", "miniml")))
 
     @api("GET", "/api/progress")
     def progress(request: Request) -> dict[str, Any]:

@@ -1270,6 +1270,7 @@ async function main() {
     A.models = models.models;
     const msel = $("model");
     msel.innerHTML = A.models.map((m) => `<option value="${m.name}">${m.name}</option>`).join("") + '<option value="__file__">model file…</option>';
+    if (A.models.some((m) => m.name === models.default)) msel.value = models.default;
     $("method").innerHTML = models.methods.map((m) => `<option value="${m}">${m === "miniml" ? "miniML model" : m}</option>`).join("");
     if (st.result && st.result.settings) {
       const known = A.models.some((m) => m.name === st.result.settings.model);
