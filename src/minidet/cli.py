@@ -505,7 +505,8 @@ def models(as_json: bool) -> None:
 
     found = list_models()
     if as_json:
-        rows = [dict(m.to_dict(), input_scaling=m.input_scaling, file=str(bundled_path(m.name))) for m in found]
+        rows = [dict(m.to_dict(), input_scaling=m.input_scaling, file=str(bundled_path(m.name)),
+                     default=m.name == DEFAULT_MODEL) for m in found]
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'name':12s} {'window':>6s} {'stride':>6s} {'thr':>4s}  {'training':8s}  {'events':8s}  "
@@ -513,8 +514,10 @@ def models(as_json: bool) -> None:
     for m in found:
         summary = textwrap.shorten(m.description, width=64, placeholder=" ...")
         thr = "auto" if m.auto_threshold else f"{m.threshold:4.2f}"  # auto: chosen per recording
-        click.echo(f"{m.name:12s} {m.window_size:6d} {m.stride:6d} {thr:>4s}  "
+        name = m.name + (" *" if m.name == DEFAULT_MODEL else "")
+        click.echo(f"{name:12s} {m.window_size:6d} {m.stride:6d} {thr:>4s}  "
                    f"{m.training_direction:8s}  {m.event_direction:8s}  {m.input_scaling:7s}  {summary}")
+    click.echo("* the default (used without --model); thr auto: chosen for each recording")
 
 
 # ----------------------------------------------------------------------------- training sets

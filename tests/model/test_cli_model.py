@@ -18,14 +18,16 @@ def run(*args):
 def test_models_lists_the_bundled_models():
     result = run("models")
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines, footer = result.output.strip().splitlines()[:-1], result.output.strip().splitlines()[-1]
     assert lines[0].split()[:3] == ["name", "window", "stride"]
     assert [ln.split()[0] for ln in lines[1:]] == ["gc", "gc-mepsp", "nmj-wt", "nmj-gluriia",
                                                     "iglusnfr", "zebrafish", "gc-robust"]
     assert "3000" in lines[2] and "positive" in lines[2]
     # how each network sees a window: miniML's min-max, gc-robust the noise SD
     assert "scaling" in lines[0] and " minmax " in lines[1] and " noise " in lines[-1]
-    assert lines[-1].split()[3] == "auto" and lines[1].split()[3] == "0.50"  # gc-robust's threshold is chosen per recording
+    # the default is marked; gc-robust's threshold is chosen per recording
+    assert lines[-1].split()[:2] == ["gc-robust", "*"] and footer.startswith("* the default")
+    assert lines[-1].split()[4] == "auto" and lines[1].split()[3] == "0.50"
 
 
 def test_models_json():
@@ -35,6 +37,7 @@ def test_models_json():
     assert [r["name"] for r in rows][:2] == ["gc", "gc-mepsp"]
     assert rows[0]["window_size"] == 600 and rows[0]["file"].endswith("gc.minidet.safetensors")
     assert rows[0]["input_scaling"] == "minmax" and rows[-1]["input_scaling"] == "noise"
+    assert [r["name"] for r in rows if r["default"]] == ["gc-robust"]
 
 
 def test_convert_writes_a_loadable_file(tmp_path, miniml_file, reference):
