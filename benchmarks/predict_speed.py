@@ -11,7 +11,10 @@ default -- saves it as HDF5 in a temporary folder and runs, each in its own proc
 2. minidet: ``minidet.detection.predict.predict`` (default settings: fast mode), with the
    samples loaded first, or with ``--lazy`` read from the HDF5 file on demand;
 3. unless ``--no-full-check``: minidet's plain float32 evaluation of every window
-   (``mode="full", engine="plain"``), the accuracy reference.
+   (``mode="full", engine="plain"``), the accuracy reference;
+4. with ``--detect-models gc,gc-robust``: minidet's whole detection (``minidet.detect``, each
+   model with its own settings), timed next to the original's ``detect_events``, with the
+   number of events each finds.
 
 It prints the CPU, wall times, peak memory (max RSS of each child process from
 ``os.wait4``), the speed-up and memory ratio, and the accuracy: the largest difference of
@@ -24,6 +27,7 @@ Usage::
     bash benchmarks/setup_miniml_venv.sh /work/miniml-venv
     python benchmarks/predict_speed.py --miniml-venv /work/miniml-venv
     python benchmarks/predict_speed.py --miniml-venv /work/miniml-venv --no-full-check --lazy
+    python benchmarks/predict_speed.py --miniml-venv /work/miniml-venv --no-full-check --detect-models gc,gc-robust
 
 On a machine shared with other jobs the wall-clock ratios mean little (a busy machine
 slows each child by a different amount); the CPU-time ratio is the steadier figure.
@@ -149,6 +153,30 @@ MINIDET = textwrap.dedent("""
 """)
 
 
+MINIDET_DETECT = textwrap.dedent("""
+    import json, sys, time
+    t0 = time.perf_counter()
+    import h5py
+    from minidet import detect
+    from minidet.recording import Recording
+    def vm_hwm_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+        return None
+    h5, model = sys.argv[1:3]
+    with h5py.File(h5, "r") as f:
+        rec = Recording(f["mini_data"][:], 1.0 / float(f.attrs["sampling"]), unit="pA")
+    t = time.perf_counter()
+    result = detect(rec, model, progress=False)
+    elapsed = time.perf_counter() - t
+    auto = result.info.get("auto_threshold")
+    print("RESULT " + json.dumps({"detect_s": elapsed, "setup_s": t - t0, "vm_hwm_mb": vm_hwm_mb(),
+                                  "n_events": int(len(result.events)), "threshold": result.settings.threshold,
+                                  "auto": auto is not None}))
+""")
+
+
 def run_measured(cmd: list[str], timeout: float) -> dict:
     """Run a child; its RESULT json plus wall_s and its own peak RSS (os.wait4), or an error."""
     import threading
@@ -182,7 +210,7 @@ def run_measured(cmd: list[str], timeout: float) -> dict:
     # (read by the child at its end) does not
     if result.get("vm_hwm_mb"):
         result["max_rss_mb"] = result["vm_hwm_mb"]
-    if proc.returncode != 0 or "predict_s" not in result:
+    if proc.returncode != 0 or not {"predict_s", "detect_s"} & result.keys():
         err = chunks.get("err", "").strip().splitlines() or ["no output"]
         result["error"] = err[-1][:300]
     return result
@@ -252,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="minidet reads the samples from the HDF5 file on demand (a LazyTrace) "
                          "instead of loading them first")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per child process (s)")
+    ap.add_argument("--detect-models", default="",
+                    help="comma-separated minidet models whose whole detection (minidet.detect, the model's own "
+                         "settings) is timed next to the original's detect_events, e.g. gc,gc-robust")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="minidet-bench-"))
@@ -296,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_full_check:
             full = run_measured([sys.executable, "-c", MINIDET, str(h5), str(work / "full.npy"),
                                  "full", "plain", "memory"], args.timeout)
+        detections = {}
+        for name in [m.strip() for m in args.detect_models.split(",") if m.strip()]:
+            detections[name] = run_measured([sys.executable, "-c", MINIDET_DETECT, str(h5), name], args.timeout)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
         print()
@@ -312,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
         if full is not None and "error" not in full:
             print(f"{'minidet plain float32, all windows':34s}{full['predict_s']:11.1f}s{'':>12s}"
                   f"{full['wall_s']:9.1f}s{full['cpu_s']:8.1f}s{full['max_rss_mb']:8.0f} MB")
+        for name, d in detections.items():
+            if "error" in d:
+                print(f"minidet detect --model {name} failed: {d['error']}")
+                continue
+            label = f"minidet detect, {name}"
+            print(f"{label:34s}{'':>12s}{d['detect_s']:11.1f}s{d['wall_s']:9.1f}s{d['cpu_s']:8.1f}s"
+                  f"{d['max_rss_mb']:8.0f} MB   {d['n_events']} events at threshold {d['threshold']:g}"
+                  f"{' (auto)' if d['auto'] else ''}")
         print(f"minidet scored {ours['n_evaluated']:,} of {ours['n_windows']:,} windows "
               f"({100 * ours['n_evaluated'] / ours['n_windows']:.1f} %); its full-grid values "
               f"took {ours['values_s'] - ours['predict_s']:.2f} s more")
@@ -321,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"speed-up, prediction vs prediction: {original['predict_s'] / ours['predict_s']:.1f}x")
             print(f"speed-up, prediction vs the original's detect_events: "
                   f"{original['detect_s'] / ours['predict_s']:.1f}x")
+            for name, d in detections.items():
+                if "error" not in d:
+                    print(f"speed-up, detection vs detection, {name}: {original['detect_s'] / d['detect_s']:.1f}x "
+                          f"(original: {original['n_events']} events)")
             print(f"speed-up, whole process: {original['wall_s'] / ours['wall_s']:.1f}x "
                   f"(CPU time: {original['cpu_s'] / ours['cpu_s']:.1f}x)")
             print(f"peak memory: {ours['max_rss_mb']:.0f} MB vs {original['max_rss_mb']:.0f} MB "
