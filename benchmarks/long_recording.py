@@ -8,7 +8,7 @@ For each duration (``--durations``, seconds; default 10 min and 1 h) and file fo
    ``hdf5`` stores float32 samples in HDF5; ``abf`` int16 samples with a scale in an ABF1
    file, as a digitizer stores them; ``int16`` int16 samples with a scale in HDF5. The last
    two need a simulator that writes int16 (else the script says so and skips them);
-2. runs ``minidet detect FILE --out DIR --force --plots`` in a child process and prints its
+2. runs ``minidet detect FILE --out DIR --force --model gc --plots`` (``--model``) in a child process and prints its
    wall time and peak memory (the child's own ``VmHWM`` at exit, which counts loading,
    filtering, prediction, event location, measurement, statistics and writing every file),
    the events found and precision / recall / F1 against the truth (:func:`minidet.evaluate`);
@@ -155,8 +155,8 @@ def simulate(path: Path, truth: Path, seconds: float, fmt: str, timeout: float) 
     return float(child["result"])
 
 
-def detect(path: Path, out: Path, plots: bool, timeout: float) -> dict:
-    args = [DETECT, str(path), "--out", str(out), "--force"] + (["--plots"] if plots else [])
+def detect(path: Path, out: Path, plots: bool, timeout: float, model: str) -> dict:
+    args = [DETECT, str(path), "--out", str(out), "--force", "--model", model] + (["--plots"] if plots else [])
     return run_child(args, timeout)
 
 
@@ -194,7 +194,7 @@ def original_throughput(args: argparse.Namespace, work: Path) -> tuple[dict | No
                              str(work / "original.npy")], args.timeout)
     if "error" in original:
         return None, None, f"the original failed: {original['error']}"
-    ours = detect(ours_file, work / "short_out", plots=False, timeout=args.timeout)
+    ours = detect(ours_file, work / "short_out", plots=False, timeout=args.timeout, model=args.model)
     if ours["returncode"] != 0:
         return original, None, f"minidet detect failed on {args.original_seconds:g} s: {last_error(ours)}"
     return original, ours, ""
@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="keep recordings, truths and results in this folder")
     ap.add_argument("--no-plots", action="store_true", help="run detect without --plots")
     ap.add_argument("--no-app", action="store_true", help="skip the analysis app timing")
+    ap.add_argument("--model", default="gc",
+                    help="minidet detect --model (default gc: the original runs its GC model; the README's figures)")
     ap.add_argument("--miniml-venv", type=Path, help="virtual environment holding miniml-detect 1.1.2")
     ap.add_argument("--miniml-model", type=Path, default=DEFAULT_MINIML_MODEL,
                     help="miniML's GC_lstm_model.h5 (default: ../shared/models/miniml/)")
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{label}: simulated {int(seconds * FS):,} samples in {sim_s:.0f} s "
                       f"({rec.stat().st_size / 2**20:.0f} MiB on disk)")
                 load = os.getloadavg()[0]
-                child = detect(rec, out, plots=not args.no_plots, timeout=args.timeout)
+                child = detect(rec, out, plots=not args.no_plots, timeout=args.timeout, model=args.model)
                 if child["returncode"] != 0:
                     print(f"  minidet detect FAILED (exit {child['returncode']}): {last_error(child)}")
                     rows.append({"label": label, "failed": True})
