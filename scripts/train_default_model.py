@@ -90,7 +90,8 @@ PROMINENCES = (FIXED_PROMINENCE,)
 # detect with threshold="auto" by default (minidet.detection.autothreshold): the calibration recordings and
 # the accuracy benchmark's GC recordings want very different fixed thresholds (0.98-0.99 against 0.8-0.9;
 # fast events in noise whose excursions look like them need a higher one, and 1/f-heavy noise above 0.99),
-# which the rule measures per recording. The calibrated threshold stays in the model as the level of a confident detection.
+# which the rule measures per recording. The calibrated threshold stays in the model as the level of a
+# confident detection.
 AUTO_THRESHOLD = True
 
 DESCRIPTION = (

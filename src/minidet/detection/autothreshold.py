@@ -33,9 +33,9 @@ from .locate import LocateSettings, candidate_regions, smoothed_prediction
 __all__ = ["AUTO_GRID", "AutoThreshold", "choose_threshold"]
 
 #: thresholds the rule chooses from. It reaches 0.9999 because a network can be sure of
-#: noise it was not trained on: gc-robust scores 1/f-heavy noise above 0.99 (its clean
-#: F1 on the accuracy benchmark's pink noise is 0.81 with the grid ending at 0.99, 0.98
-#: with these steps above it)
+#: noise it was not trained on: the gc-robust of commit 8cd82ff (patch-clamp-like training
+#: spectra only) scored 1/f-heavy noise above 0.99; its clean F1 on the accuracy benchmark's
+#: pink noise was 0.81 with the grid ending at 0.99 and 0.98 with these steps above it
 AUTO_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99,
              0.995, 0.998, 0.999, 0.9995, 0.9998, 0.9999)
 #: inverted-trace peaks this long before / after a confident detection are not counted
