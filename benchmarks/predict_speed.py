@@ -86,17 +86,21 @@ def write_h5(path: Path, x: np.ndarray, fs: float) -> None:
 
 
 # ------------------------------------------------------------------------------ children
-ORIGINAL = textwrap.dedent("""
+# every child: its start time and its own peak memory (VmHWM) at the end
+_CHILD = textwrap.dedent("""
     import json, sys, time
     t0 = time.perf_counter()
-    import h5py, numpy as np
-    from miniml.core.event import EventDetection
-    from miniml.core.trace import MiniTrace
     def vm_hwm_mb():
         for line in open("/proc/self/status"):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
         return None
+""")
+
+ORIGINAL = _CHILD + textwrap.dedent("""
+    import h5py, numpy as np
+    from miniml.core.event import EventDetection
+    from miniml.core.trace import MiniTrace
     h5, model, out = sys.argv[1:4]
     with h5py.File(h5, "r") as f:
         data = f["mini_data"][:]; dt = float(f.attrs["sampling"])
@@ -120,18 +124,11 @@ ORIGINAL = textwrap.dedent("""
     print("RESULT " + json.dumps(timing))
 """)
 
-MINIDET = textwrap.dedent("""
-    import json, sys, time
-    t0 = time.perf_counter()
+MINIDET = _CHILD + textwrap.dedent("""
     import h5py, numpy as np
     from minidet.recording import Recording
     from minidet.detection.predict import predict
     from minidet.model import load_model
-    def vm_hwm_mb():
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-        return None
     h5, out, mode, engine, lazy = sys.argv[1:6]
     f = h5py.File(h5, "r")
     dt = float(f.attrs["sampling"])
@@ -153,17 +150,10 @@ MINIDET = textwrap.dedent("""
 """)
 
 
-MINIDET_DETECT = textwrap.dedent("""
-    import json, sys, time
-    t0 = time.perf_counter()
+MINIDET_DETECT = _CHILD + textwrap.dedent("""
     import h5py
     from minidet import detect
     from minidet.recording import Recording
-    def vm_hwm_mb():
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-        return None
     h5, model = sys.argv[1:3]
     with h5py.File(h5, "r") as f:
         rec = Recording(f["mini_data"][:], 1.0 / float(f.attrs["sampling"]), unit="pA")
