@@ -240,3 +240,24 @@ def test_candidate_regions_are_linear_in_time():
     regions = candidate_regions(pred, LocateSettings())
     assert len(regions) == (n - 2_000) // 2_000
     assert time.perf_counter() - t0 < 5.0
+
+
+def test_a_dip_below_the_threshold_parts_peaks_when_the_prominence_is_given():
+    """gc-robust after a compound event: a long plateau near 1, a dip to 0.69, then a clear event's
+    peak at 0.9998. At threshold 0.999 with prominence 0.5 the dip (below the threshold) parts
+    them; miniML's rule (prominence = threshold) keeps only the higher peak, as before."""
+    n = 60_000
+    pred = np.full(n, 0.01)
+    pred[10_000:30_000] = 1.0           # the plateau
+    pred[30_000:30_400] = 0.69          # the dip: 0.31 below the next peak
+    pred[30_400:31_400] = 0.9998        # the event's peak
+    given = candidate_regions(pred, LocateSettings(threshold=0.999, peak_prominence=0.5, stride=20))
+    assert given.starts.size == 2 and given.starts[1] > 30_000
+    assert given.stops[1] > 31_400
+    # a dip that stays above the threshold does not part them
+    high = pred.copy()
+    high[30_000:30_400] = 0.9995
+    assert candidate_regions(high, LocateSettings(threshold=0.999, peak_prominence=0.5, stride=20)).starts.size == 1
+    # miniML's rule is unchanged: at 0.95 the second peak (prominence 0.31) is not its own
+    assert candidate_regions(pred, LocateSettings(threshold=0.95, stride=20)).starts.size == 1
+    assert candidate_regions(pred, LocateSettings(threshold=0.95, peak_prominence=0.5, stride=20)).starts.size == 2

@@ -129,7 +129,10 @@ class LocateSettings:
         Minimum prominence of a prediction peak, in (0, 1]; ``None`` -> ``threshold``
         (miniML). With a high threshold (0.93) that rule needs the prediction to fall below
         0.07 between two events, so in a burst every event after the first is lost; a
-        prominence of 0.5 keeps them.
+        prominence of 0.5 keeps them. With a given prominence a peak also counts when the
+        dip between it and a higher one falls below ``threshold``: a model whose prediction
+        stays high in busy stretches (gc-robust after a large compound event) would
+        otherwise merge a clear event into the plateau before it.
     smoothing_steps
         Moving average of the prediction over this many prediction steps (window
         strides) before its peaks are found; 1 = none (miniML). Each event is scored by
@@ -523,6 +526,10 @@ def candidate_regions(prediction, settings: LocateSettings, *, chunk_size: int =
         return empty
     prom = _stack_prominences(heights, gaps)
     keep = prom >= settings.prominence
+    if settings.peak_prominence is not None:
+        # a given prominence (not miniML's rule): a peak is also its own when the dip that
+        # parts it from a higher one falls below the threshold
+        keep |= heights - prom < settings.threshold
     peaks, heights, prom = peaks[keep], heights[keep], prom[keep]
     if peaks.size == 0:
         return empty
