@@ -18,7 +18,7 @@ def run(*args):
 def test_models_lists_the_bundled_models():
     result = run("models")
     assert result.exit_code == 0, result.output
-    lines, footer = result.output.strip().splitlines()[:-1], result.output.strip().splitlines()[-1]
+    *lines, footer = result.output.strip().splitlines()
     assert lines[0].split()[:3] == ["name", "window", "stride"]
     assert [ln.split()[0] for ln in lines[1:]] == ["gc", "gc-mepsp", "nmj-wt", "nmj-gluriia",
                                                     "iglusnfr", "zebrafish", "gc-robust"]

@@ -122,16 +122,12 @@ def test_gc_robust_keeps_the_events_of_a_burst_on_real_data(shared):
     assert np.any((t > 12.51) & (t < 12.525))
 
 
-def test_the_default_model_on_minimls_own_simulated_recording(shared):
+def test_the_default_model_on_minimls_own_simulated_recording(shared, public30_reference):
     """public30.h5 (miniML's 30-s simulated trace, 98 true onsets): gc finds 90 of them (F1 0.957,
     as miniML does); the default, gc-robust, 96 with no false positive."""
-    import h5py
-
     from minidet.evaluation import match_events
-    from minidet.recording import Recording
 
-    with h5py.File(shared / "reference" / "public30.h5", "r") as f:
-        rec = Recording(f["mini_data"][:] * 1e12, 1.0 / float(f.attrs["sampling"]), unit="pA")
+    rec, _ = public30_reference
     truth = np.load(shared / "reference" / "public30_truth.npz")
     fs = float(truth["fs"])
     result = minidet.detect(rec)  # the default model
