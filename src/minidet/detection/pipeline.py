@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
-from ..measure.kinetics import MeasureSettings, measure_events
+from ..measure.kinetics import KINETICS_METHODS, MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
 from .locate import (LocateSettings, _check_hann_size, _check_peak_prominence, _check_smoothing_steps,
@@ -46,6 +46,7 @@ EVENT_COLUMNS = (
     "half_decay_s",
     "half_width_s",
     "charge",
+    "decay_tau_s",
     "overlapping",
     "excluded",
 )
@@ -127,6 +128,12 @@ class DetectSettings:
         Windows per forward pass (>= 1); 128 keeps memory flat on a CPU (512 held ~0.5 GB more for no gain).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    kinetics_method
+        How amplitude, rise time, half decay and decay tau are measured: ``"fit"`` (a
+        rise-and-decay fit to the unfiltered trace around each event, independent of the
+        analysis filter ``convolve_win`` that places the events) or ``"filtered"``
+        (miniML's rules on the ``convolve_win``-filtered trace); see
+        :class:`~minidet.measure.kinetics.MeasureSettings`.
     predict_mode
         ``"fast"``: the network scores coarse windows and refines around any that score
         above 0.002 (same events, a fraction of the work); ``"full"``: every window, as
@@ -150,6 +157,7 @@ class DetectSettings:
     batch_size: int = 128
     device: str = "auto"
     predict_mode: str = "fast"
+    kinetics_method: str = "fit"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -190,6 +198,8 @@ class DetectSettings:
             raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         if self.predict_mode not in ("fast", "full"):
             raise ParameterError(f"predict_mode must be 'fast' or 'full', got {self.predict_mode!r}")
+        if self.kinetics_method not in KINETICS_METHODS:
+            raise ParameterError(f"kinetics_method must be one of {KINETICS_METHODS}, got {self.kinetics_method!r}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -227,6 +237,7 @@ class DetectSettings:
             convolve_win=int(self.convolve_win),
             filter_factor=float(self.filter_factor),
             event_direction=self.event_direction,
+            kinetics_method=self.kinetics_method,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -341,6 +352,7 @@ def _events_table(recording: Recording, positions: np.ndarray, scores: np.ndarra
             "half_decay_s": kinetics["half_decay_s"].to_numpy(np.float64),
             "half_width_s": kinetics["half_width_s"].to_numpy(np.float64),
             "charge": kinetics["charge"].to_numpy(np.float64),
+            "decay_tau_s": kinetics["decay_tau_s"].to_numpy(np.float64),
             "overlapping": ~non_overlapping(positions, window_size),
             "excluded": np.zeros(positions.size, bool),
         },

@@ -72,6 +72,7 @@ EVENT_COLUMNS: dict[str, str] = {
     "half_decay_s": "float64",
     "half_width_s": "float64",
     "charge": "float64",
+    "decay_tau_s": "float64",
     "overlapping": "bool",
     "excluded": "bool",
 }
