@@ -5,7 +5,9 @@ tolerance_after_s]`` of the event's onset (default -1 ms / +3 ms: detectors plac
 the steepest rise or the peak, after the onset). Each true event matches at most one
 detection and vice versa; the matching maximises the number of matched pairs (greedy over
 time, optimal for equal windows). Matched pairs give amplitude and rise-time errors;
-unmatched detections inside a simulated transient are counted separately.
+matched ISOLATED events (no other true event within ``isolated_gap_s`` either side) give
+the median relative errors (measured / true - 1) of amplitude, 10-90 % rise time, half
+decay and decay time constant, the measurement accuracy apart from overlaps; unmatched detections inside a simulated transient are counted separately.
 
 :func:`read_detections` accepts minidet's results (a results folder, ``events.csv``,
 ``results.h5``), a CSV of event times (a column ``time_s``/``time``/``t`` in s, or
@@ -44,16 +46,26 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MatchSettings:
-    """Matching window around each true onset, in seconds (both >= 0, not both 0)."""
+    """Matching window around each true onset, in seconds (both >= 0, not both 0).
+
+    ``isolated_gap_s``: a true event is isolated when no other true event starts within
+    this many seconds before or after its onset; ``None`` -> 5 x the truth's median decay
+    time constant plus 1 ms.
+    """
 
     tolerance_before_s: float = 1e-3
     tolerance_after_s: float = 3e-3
+    isolated_gap_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("tolerance_before_s", "tolerance_after_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+        g = self.isolated_gap_s
+        if g is not None and not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g)
+                                  and g > 0):
+            raise ParameterError(f"isolated_gap_s must be a finite number of seconds > 0 or None, got {g!r}")
         if self.tolerance_before_s + self.tolerance_after_s <= 0:
             raise ParameterError("the matching window is empty: give tolerance_before_s or tolerance_after_s > 0")
 
@@ -65,7 +77,8 @@ class Detections:
     ``samples``: positions (float sample indices, sorted), or times in s when
     ``in_seconds`` (converted with the truth's rate by :func:`evaluate`). ``sampling_rate``
     (Hz) and ``n_samples`` of the analysed recording when known (checked against the
-    truth). ``amplitude`` (magnitude, unit) and ``rise_time_s`` per event when measured.
+    truth). ``amplitude`` (magnitude, unit), ``rise_time_s``, ``half_decay_s`` and
+    ``decay_tau_s`` per event when measured.
     """
 
     samples: np.ndarray
@@ -75,6 +88,8 @@ class Detections:
     rise_time_s: np.ndarray | None = None
     source: str = "memory"
     in_seconds: bool = False
+    half_decay_s: np.ndarray | None = None
+    decay_tau_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         s = np.asarray(self.samples, dtype=np.float64).reshape(-1)
@@ -82,7 +97,7 @@ class Detections:
             raise ParameterError(f"detections from {self.source} hold NaN/inf positions")
         order = np.argsort(s, kind="stable")
         object.__setattr__(self, "samples", s[order])
-        for name in ("amplitude", "rise_time_s"):
+        for name in _MEASURES:
             v = getattr(self, name)
             if v is not None:
                 v = np.asarray(v, dtype=np.float64).reshape(-1)
@@ -105,9 +120,15 @@ class Detections:
             times = _time_column(frame, source)
             if sampling_rate is None:
                 return cls(np.asarray(times, dtype=float), None, n_samples, _opt(frame, "amplitude"),
-                           _opt(frame, "rise_time_s"), source, in_seconds=True)
+                           _opt(frame, "rise_time_s"), source, in_seconds=True,
+                           half_decay_s=_opt(frame, "half_decay_s"), decay_tau_s=_opt(frame, "decay_tau_s"))
             samples = times * sampling_rate
-        return cls(samples, sampling_rate, n_samples, _opt(frame, "amplitude"), _opt(frame, "rise_time_s"), source)
+        return cls(samples, sampling_rate, n_samples, _opt(frame, "amplitude"), _opt(frame, "rise_time_s"), source,
+                   half_decay_s=_opt(frame, "half_decay_s"), decay_tau_s=_opt(frame, "decay_tau_s"))
+
+
+#: per-event measurements that :func:`evaluate` compares with the truth (same column names)
+_MEASURES = ("amplitude", "rise_time_s", "half_decay_s", "decay_tau_s")
 
 
 def _opt(frame: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -275,6 +296,11 @@ class Evaluation:
     rise_time_error_mae_s: float
     false_positives_on_transients: int
     n_transients: int
+    n_isolated_matched: int = 0
+    amplitude_relative_error_isolated: float = float("nan")
+    rise_time_relative_error_isolated: float = float("nan")
+    half_decay_relative_error_isolated: float = float("nan")
+    decay_tau_relative_error_isolated: float = float("nan")
     settings: MatchSettings = field(default_factory=MatchSettings)
     matches: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -283,7 +309,9 @@ class Evaluation:
             "n_true", "n_detected", "true_positives", "false_positives", "false_negatives", "precision", "recall",
             "f1", "snr_db", "unit", "timing_median_s", "amplitude_error_median", "amplitude_error_mae",
             "amplitude_relative_error_median", "rise_time_error_median_s", "rise_time_error_mae_s",
-            "false_positives_on_transients", "n_transients")}
+            "false_positives_on_transients", "n_transients", "n_isolated_matched",
+            "amplitude_relative_error_isolated", "rise_time_relative_error_isolated",
+            "half_decay_relative_error_isolated", "decay_tau_relative_error_isolated")}
         out["tolerance_before_s"] = self.settings.tolerance_before_s
         out["tolerance_after_s"] = self.settings.tolerance_after_s
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
@@ -313,6 +341,12 @@ class Evaluation:
         if math.isfinite(self.rise_time_error_mae_s):
             lines.append(f"rise-time error  median {f(self.rise_time_error_median_s, 1e3)} ms, mean absolute "
                          f"{f(self.rise_time_error_mae_s, 1e3)} ms")
+        iso = [(label, getattr(self, f"{key}_relative_error_isolated")) for label, key in (
+            ("amplitude", "amplitude"), ("rise 10-90 %", "rise_time"), ("half decay", "half_decay"),
+            ("decay tau", "decay_tau"))]
+        if self.n_isolated_matched and any(math.isfinite(v) for _, v in iso):
+            lines.append(f"isolated events  {self.n_isolated_matched} matched; median error (measured / true - 1): "
+                         + ", ".join(f"{label} {f(v, 100, '+.1f')} %" for label, v in iso))
         return "\n".join(lines)
 
 
@@ -395,6 +429,24 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
         rise_err = det.rise_time_s[di] - ev["rise_time_s"].to_numpy(float)[ti]
     timing = (det.samples[di] - onset[ti]) / fs
 
+    gap = settings.isolated_gap_s
+    if gap is None:
+        gap = 5.0 * float(np.median(ev["decay_tau_s"])) + 1e-3 if "decay_tau_s" in ev else 0.01
+    gaps = np.diff(onset) / fs
+    isolated = np.ones(n_true, bool)
+    isolated[1:] &= gaps > gap
+    isolated[:-1] &= gaps > gap
+    iso_pairs = isolated[ti]
+    iso_errors: dict[str, float] = {}
+    for name in _MEASURES:
+        measured = getattr(det, name)
+        if measured is None or name not in ev:
+            iso_errors[name] = float("nan")
+            continue
+        true_v = ev[name].to_numpy(float)[ti][iso_pairs]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iso_errors[name] = _nan_stat(np.median, measured[di][iso_pairs] / true_v - 1.0)
+
     unmatched = np.ones(n_det, bool)
     unmatched[di] = False
     spans = truth.transient_spans()
@@ -412,6 +464,7 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
         "detected_time_s": det.samples[di] / fs,
         "true_amplitude": true_amp,
         "detected_amplitude": det.amplitude[di] if det.amplitude is not None else np.full(tp, np.nan),
+        "isolated": iso_pairs,
     })
     return Evaluation(
         n_true=n_true,
@@ -432,6 +485,11 @@ def evaluate(truth: Truth | str, detections: Any, settings: MatchSettings | None
         rise_time_error_mae_s=_nan_stat(lambda v: np.mean(np.abs(v)), rise_err),
         false_positives_on_transients=fp_transients,
         n_transients=int(len(truth.transients)),
+        n_isolated_matched=int(iso_pairs.sum()),
+        amplitude_relative_error_isolated=iso_errors["amplitude"],
+        rise_time_relative_error_isolated=iso_errors["rise_time_s"],
+        half_decay_relative_error_isolated=iso_errors["half_decay_s"],
+        decay_tau_relative_error_isolated=iso_errors["decay_tau_s"],
         settings=settings,
         matches=matches,
     )
