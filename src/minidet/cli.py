@@ -7,6 +7,7 @@ line on stderr and exit code 2, without a traceback.
 from __future__ import annotations
 
 import functools
+import re
 import json
 import sys
 from typing import Any, Callable
@@ -23,6 +24,25 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+_CLI_NAMES = (
+    (re.compile(r"\bresample=False\b"), "--no-resample"),
+    (re.compile(r"\bresample=True\b"), "--resample"),
+    (re.compile(r"\bwindow_size=(?=\d)"), "--window-size "),
+    (re.compile(r"\bwindow_size=None\b"), "no --window-size"),
+    (re.compile(r"(?<![-\w])window_size\b"), "--window-size"),
+    (re.compile(r"\bstride=(?=\d)"), "--stride "),
+    (re.compile(r"(?<![-\w])stride must\b"), "--stride must"),
+)
+
+
+def cli_names(message: str) -> str:
+    """An error message of the API with its argument names written as the CLI options
+    (``window_size=643`` -> ``--window-size 643``, ``resample=False`` -> ``--no-resample``)."""
+    for pattern, replacement in _CLI_NAMES:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command; user errors become one line on stderr and exit code 2."""
 
@@ -31,7 +51,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except MinidetError as exc:
-            _fail(str(exc))
+            _fail(cli_names(str(exc)))
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except KeyboardInterrupt:
@@ -155,8 +175,10 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--smoothing-steps", type=int, default=None,
                      help="Average the prediction over this many window steps before finding its peaks "
                           "(1 = none, as miniML). [model default]"),
-        click.option("--no-resample", is_flag=True, default=False,
-                     help="Do not resample the trace to the model's input size."),
+        click.option("--resample/--no-resample", "resample", default=None,
+                     help="Resample the trace so that one --window-size window fills the model's input "
+                          "(needed for a window other than the input size). [on for models that may be "
+                          "resampled: every 600-sample-input model]"),
         click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]"),
     ]
     for option in reversed(options):
@@ -164,14 +186,11 @@ def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def detect_overrides(kwargs: dict[str, Any], no_resample: bool) -> dict[str, Any]:
+def detect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The detection settings given on the command line (what is left in ``kwargs`` after
     the reader options were popped), for ``detect(..., **overrides)``; omitted ones are
     left to the model."""
-    overrides = {k: v for k, v in kwargs.items() if v is not None}
-    if no_resample:
-        overrides["resample"] = False
-    return overrides
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 @main.command()
@@ -193,7 +212,7 @@ def detect_overrides(kwargs: dict[str, Any], no_resample: bool) -> dict[str, Any
 @click.option("--force", is_flag=True, help="Overwrite results already in the output folder.")
 @handle_errors
 def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str | None, plots: bool,
-           nwb: bool, as_json: bool, save_prediction: bool, force: bool, no_resample: bool,
+           nwb: bool, as_json: bool, save_prediction: bool, force: bool,
            **kwargs: Any) -> None:
     """Find and measure synaptic events in a recording; write tables, HDF5 and figures.
 
@@ -207,7 +226,7 @@ def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str
     from . import report
 
     load_kwargs = reader_kwargs(kwargs)
-    overrides = detect_overrides(kwargs, no_resample)
+    overrides = detect_overrides(kwargs)
     excluded = parse_event_list(exclude)
     stem = Path(path).stem or "recording"
     out = Path(out_dir) if out_dir else Path("minidet-results") / stem
@@ -292,7 +311,7 @@ def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str
 @click.option("--force", is_flag=True, help="Redo every recording, even those with up-to-date results.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @handle_errors
-def batch(inputs: tuple[str, ...], out_dir: str, model: str, no_resample: bool, plots: bool, nwb: bool,
+def batch(inputs: tuple[str, ...], out_dir: str, model: str, plots: bool, nwb: bool,
           save_prediction: bool, workers: int | None, threads_per_worker: int | None, scheduler: str | None,
           extensions: tuple[str, ...], force: bool, no_progress: bool, **kwargs: Any) -> None:
     """Detect events in many recordings: files, folders, glob patterns or CSV manifests.
@@ -310,7 +329,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, model: str, no_resample: bool, 
 
     reader = reader_kwargs(kwargs)
     exts = tuple(e if e.startswith(".") else f".{e}" for e in extensions) or FOLDER_EXTENSIONS
-    settings = BatchSettings(model=model, detect=detect_overrides(kwargs, no_resample), reader=reader,
+    settings = BatchSettings(model=model, detect=detect_overrides(kwargs), reader=reader,
                              plots=plots, nwb=nwb, save_prediction=save_prediction, extensions=exts)
     result = run_batch(list(inputs), out_dir, settings, workers=workers, threads_per_worker=threads_per_worker,
                        scheduler=scheduler, force=force, progress=not no_progress)
@@ -355,7 +374,7 @@ _DIRECTIONS = click.Choice(["negative", "positive"])
               help="Default polarity of events in recordings. [training direction]")
 @click.option("--threshold", type=float, default=0.5, show_default=True,
               help="Suggested minimum peak height of the prediction, 0-1.")
-@click.option("--stride", type=int, default=None, help="Default step between windows, samples. [window size // 30]")
+@click.option("--stride", type=int, default=None, help="Default step between windows, samples. [round(window size / 30)]")
 @click.option("--convolve-win", type=int, default=20, show_default=True,
               help="Default Hann filter width for measuring, samples.")
 @click.option("--gradient-convolve-win", type=int, default=40, show_default=True,

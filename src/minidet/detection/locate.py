@@ -42,6 +42,7 @@ from scipy.ndimage import correlate1d, maximum_filter1d
 
 from ..errors import ParameterError
 from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
+from ..windows import default_stride
 
 __all__ = [
     "LocateSettings",
@@ -185,7 +186,7 @@ class LocateSettings:
     @property
     def stride_samples(self) -> float:
         """Prediction step in samples of the recording."""
-        return float(self.stride) if self.stride is not None else float(max(1, round(self.window_size / 30)))
+        return float(self.stride) if self.stride is not None else float(default_stride(self.window_size))
 
     @property
     def prominence(self) -> float:

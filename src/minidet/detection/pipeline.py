@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
+from ..windows import MIN_WINDOW_SIZE, default_stride
 from ..measure.kinetics import KINETICS_METHODS, MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
@@ -162,8 +163,9 @@ class DetectSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ParameterError(f"model must be a model name or file path, got {self.model!r}")
-        if not _is_int(self.window_size) or self.window_size < 30:
-            raise ParameterError(f"window_size must be an integer >= 30 samples, got {self.window_size!r}")
+        if not _is_int(self.window_size) or self.window_size < MIN_WINDOW_SIZE:
+            raise ParameterError(
+                f"window_size must be an integer >= {MIN_WINDOW_SIZE} samples, got {self.window_size!r}")
         if self.stride is not None and (not _is_int(self.stride) or not 1 <= self.stride <= self.window_size):
             raise ParameterError(
                 f"stride must be an integer from 1 to window_size ({self.window_size}) samples or None, got {self.stride!r}"
@@ -205,7 +207,7 @@ class DetectSettings:
     @property
     def stride_samples(self) -> int:
         """The stride in samples of the recording (resolved default)."""
-        return int(self.stride) if self.stride is not None else max(1, round(self.window_size / 30))
+        return int(self.stride) if self.stride is not None else default_stride(self.window_size)
 
     @property
     def prediction_step(self) -> float:
@@ -296,6 +298,11 @@ def resolve_settings(
             if values.get(name) is None and name in meta_values:
                 values[name] = meta_values[name]
     values.update(overrides)
+    # the model's stride belongs to the model's window: at another window size (and no
+    # stride given) the stride is miniML's round(window_size / 30)
+    explicit_stride = "stride" in overrides or (settings is not None and settings.stride is not None)
+    if not explicit_stride and values.get("window_size") != meta_values.get("window_size"):
+        values["stride"] = None
     # metadata may carry numpy / float types for integer fields
     for name in ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
                  "batch_size"):

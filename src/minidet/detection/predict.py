@@ -68,6 +68,7 @@ import numpy as np
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
+from ..windows import default_stride, may_resample
 from ..recording import LazyTrace, Recording
 
 __all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict",
@@ -118,7 +119,8 @@ class PredictSettings:
         ``input_size / window_size`` so that one window fills the network input.
     stride
         Samples of the recording between window starts, 1 .. window_size. ``None``: the
-        model's stride scaled to ``window_size`` (20 for 600, i.e. ``window_size / 30``).
+        model's stride at the model's window size, else ``round(window_size / 30)``
+        (:func:`minidet.windows.default_stride`).
     event_direction
         ``"negative"`` or ``"positive"``: polarity of the events in the recording.
         ``None``: the model's (``"negative"`` for ``gc``).
@@ -389,6 +391,12 @@ class _Plan:
 def _plan(n_samples: int, settings: PredictSettings, metadata: Any, input_size: int) -> _Plan:
     model_window = int(getattr(metadata, "window_size", input_size))
     window = int(settings.window_size) if settings.window_size is not None else model_window
+    allowed = may_resample(input_size, bool(getattr(metadata, "resample", True)))
+    if window != input_size and not allowed:
+        raise ParameterError(
+            f"this model scores windows of its own {input_size} samples and may not be "
+            f"resampled (it was trained from scratch on {input_size}-sample windows), but "
+            f"window_size={window}; use window_size={input_size} (or None)")
     if settings.resample:
         ratio = Fraction(input_size, window)
     else:
@@ -405,8 +413,9 @@ def _plan(n_samples: int, settings: PredictSettings, metadata: Any, input_size: 
     if settings.stride is not None:
         stride = int(settings.stride)
     else:
-        model_stride_meta = getattr(metadata, "stride", None) or max(1, model_window // 30)
-        stride = max(1, round(model_stride_meta * window / model_window))
+        # the model's own stride at its own window; miniML's round(window / 30) at any other
+        model_stride_meta = getattr(metadata, "stride", None)
+        stride = int(model_stride_meta) if model_stride_meta and window == model_window else default_stride(window)
     if not 1 <= stride <= window:
         raise ParameterError(f"stride must be from 1 to window_size ({window}) samples, got {stride}")
     model_stride = round(stride * float(ratio))

@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save as save_bytes
 
 from .. import __version__
+from ..windows import default_stride, may_resample
 from ..errors import ModelFileError, OutputError, ParameterError
 from .network import INPUT_SCALINGS, ConvBlockSpec, MiniMLNet
 
@@ -75,9 +76,12 @@ class ModelMetadata:
     threshold : float
         Suggested minimum peak height of the prediction, in (0, 1).
     stride : int or None
-        Default step between windows in recording samples; None means ``window_size // 30``.
+        Default step between windows in recording samples; None means ``round(window_size / 30)``.
     resample : bool
-        Whether the detector resamples so that ``window_size`` maps onto the network input.
+        Whether this model may be resampled, i.e. score windows of any size (the trace is
+        resampled so that a window fills the network input). Always true for a network with
+        miniML's 600-sample input; false only for a model trained from scratch on another
+        window length, which scores windows of its own input size.
     convolve_win, gradient_convolve_win : int or None
         Default Hann-window lengths (samples) for the trace and its derivative; None if unknown.
     smoothing_steps : int
@@ -144,7 +148,7 @@ class ModelMetadata:
               f"threshold must be in (0, 1), got {self.threshold!r}")
         object.__setattr__(self, "threshold", float(self.threshold))
         if self.stride is None:
-            object.__setattr__(self, "stride", max(1, self.window_size // 30))
+            object.__setattr__(self, "stride", default_stride(self.window_size))
         _need(_is_int(self.stride) and 1 <= self.stride <= self.window_size,
               f"stride must be an integer in [1, window_size={self.window_size}] samples, "
               f"got {self.stride!r}")
@@ -187,6 +191,10 @@ class ModelMetadata:
         # them complete (defaults filled in) so that files are explicit.
         network = network_from_hyperparameters(self.hyperparameters)
         object.__setattr__(self, "hyperparameters", network.hyperparameters())
+        # ``resample`` means "this model may be resampled": true for every 600-input network
+        # (miniML's rule); files written before the rule (gc-robust, models trained on
+        # 600-sample snippets) said false and read as true
+        object.__setattr__(self, "resample", may_resample(self.input_size, self.resample))
 
     @property
     def _format_1(self) -> bool:

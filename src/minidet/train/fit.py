@@ -53,6 +53,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ParameterError
+from ..windows import may_resample
 from ..model.modelfile import (DIRECTIONS, FILE_SUFFIX, ModelMetadata, network_from_hyperparameters,
                                save_model_file)
 from ..model.network import INPUT_SCALINGS, MiniMLNet, minmax_scale, noise_scale
@@ -970,7 +971,9 @@ def _build_metadata(network: MiniMLNet, data: PreparedData, settings: TrainSetti
         training_direction=settings.training_direction,
         event_direction=settings.event_direction,
         threshold=float(metrics.threshold),
-        resample=data.window_size != data.input_size,
+        # "may be resampled": a 600-input network (every transfer-learned one) takes any
+        # window, as miniML; one trained from scratch on its own window length keeps it
+        resample=transfer or may_resample(data.input_size, data.window_size != data.input_size),
         convolve_win=convolve, gradient_convolve_win=gradient,
         input_scaling=settings.input_scaling or "minmax",
         source_file=source.name, source_sha256=source.sha256,
