@@ -126,3 +126,19 @@ def _write(recording, path):
         d = f.create_dataset("trace", data=np.asarray(recording.samples))
         d.attrs["sampling_rate"] = recording.sampling_rate
         d.attrs["unit"] = "pA"
+
+
+def test_the_two_passes_name_their_progress_bars(noisy, monkeypatch):
+    import minidet.detection.predict as predict_module
+
+    labels = []
+    real = predict_module.predict
+
+    def spy(*args, **kwargs):
+        labels.append((kwargs.get("event_direction"), kwargs.get("progress_label")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict", spy)
+    detect(noisy[0], "gc-robust", threshold="auto")
+    assert [label for _, label in labels] == ["predict", "auto threshold (inverted)"]
+    assert labels[0][0] != labels[1][0]

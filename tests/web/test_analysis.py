@@ -354,3 +354,17 @@ def test_prediction_progress_reaches_the_job_and_cancels() -> None:
             bar.update(10)
         bar.close()
     assert tqdm_auto.tqdm is original  # put back afterwards
+
+
+def test_prediction_progress_names_the_inverted_pass() -> None:
+    from minidet.detection.pipeline import INVERTED_LABEL
+    from minidet.web.analysis import Job, _prediction_progress
+
+    job = Job(state="running")
+    with _prediction_progress(job):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=40, desc=INVERTED_LABEL, leave=False)
+        bar.update(5)
+        assert (job.done, job.stage) == (5, "auto threshold (inverted)")
+        bar.close()

@@ -524,7 +524,13 @@ def _load_model(model: Any):
     return load_model(model)
 
 
-def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool) -> Any:
+#: progress-bar names of the two passes (CLI: tqdm's desc; web app: the job's stage)
+PREDICT_LABEL = "predict"
+INVERTED_LABEL = "auto threshold (inverted)"
+
+
+def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool,
+                  label: str = PREDICT_LABEL) -> Any:
     from .predict import predict
 
     kwargs = {
@@ -537,6 +543,7 @@ def _call_predict(recording: Recording, model: Any, settings: DetectSettings, pr
         "device": settings.device,
         "progress": progress,
         "mode": settings.predict_mode,
+        "progress_label": label,
     }
     params = inspect.signature(predict).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -551,7 +558,7 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
 
     opposite = "positive" if settings.event_direction == "negative" else "negative"
     mirror = _prediction_trace(_call_predict(recording, model, dataclasses.replace(settings, event_direction=opposite),
-                                             progress))
+                                             progress, INVERTED_LABEL))
     reference = max(AUTO_REFERENCE, float(metadata.get("threshold") or 0.0))
     placeholder = dataclasses.replace(settings, threshold=reference).locate_settings()
     chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)

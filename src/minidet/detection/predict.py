@@ -675,8 +675,9 @@ def _resolve_device(device: str) -> Any:
 
 
 def predict_recording(recording: Recording, model: Any, settings: PredictSettings,
-                      progress: bool | None = None) -> Prediction:
-    """:func:`predict` with the settings in one :class:`PredictSettings`."""
+                      progress: bool | None = None, progress_label: str = "predict") -> Prediction:
+    """:func:`predict` with the settings in one :class:`PredictSettings`; ``progress_label``
+    names the progress bar (its tqdm ``desc``)."""
     if not isinstance(recording, Recording):
         raise ParameterError(f"recording must be a minidet Recording, got {type(recording).__name__}")
     if not isinstance(settings, PredictSettings):
@@ -726,7 +727,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         # Progress in seconds of the recording, walked from start to end: the total is known
         # up front, so the time remaining means something. In a log file (no terminal) every
         # refresh is a new line: refresh rarely there.
-        bar = tqdm(total=round(duration, 1), unit="s", desc="predict", leave=False,
+        bar = tqdm(total=round(duration, 1), unit="s", desc=progress_label, leave=False,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of recording "
                               "[{elapsed}<{remaining}]",
                    mininterval=0.1 if sys.stderr.isatty() else 10.0)
@@ -805,7 +806,8 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
             refine_step: int = DEFAULT_REFINE_STEP,
             warm_threshold: float = DEFAULT_WARM_THRESHOLD,
             refine_threshold: float = DEFAULT_REFINE_THRESHOLD,
-            chunk_size: int = DEFAULT_CHUNK_SIZE, engine: str = "fast") -> Prediction:
+            chunk_size: int = DEFAULT_CHUNK_SIZE, engine: str = "fast",
+            progress_label: str = "predict") -> Prediction:
     """Event probability of every window start of ``recording``.
 
     Parameters
@@ -820,6 +822,9 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
         See :class:`PredictSettings` (``None``: the model's value).
     progress
         Show a progress bar; ``None``: only for long work (>= 50,000 windows) on a terminal.
+    progress_label
+        The bar's name (``"predict"``; the inverted pass of ``threshold="auto"`` passes
+        ``"auto threshold (inverted)"``).
 
     Returns
     -------
@@ -844,4 +849,4 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
         device=device, mode=mode, coarse_step=coarse_step, refine_step=refine_step,
         warm_threshold=warm_threshold, refine_threshold=refine_threshold,
         chunk_size=chunk_size, engine=engine)
-    return predict_recording(recording, model, settings, progress=progress)
+    return predict_recording(recording, model, settings, progress=progress, progress_label=progress_label)

@@ -236,7 +236,9 @@ def _prediction_progress(job: Job) -> Iterator[None]:
             kwargs["file"] = io.StringIO()
             kwargs["disable"] = False
             super().__init__(*args, **kwargs)
-            job.stage = "predicting"
+            # the bar's name: "predict", or "auto threshold (inverted)" for the second pass
+            desc = kwargs.get("desc") or (args[1] if len(args) > 1 else None)
+            job.stage = "predicting" if desc in (None, "", "predict") else str(desc)
             job.report(self.n, self.total)
 
         def update(self, n: float | None = 1) -> Any:

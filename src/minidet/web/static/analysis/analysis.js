@@ -703,7 +703,7 @@ function renderJob(job) {
   const text = $("job-text");
   text.classList.toggle("error", job.state === "error");
   if (running) {
-    text.textContent = `${job.stage}` + (job.total ? ` ${job.done} / ${job.total} windows` : "") + ` · ${fmt(job.elapsed_s, 0)} s`;
+    text.textContent = `${job.stage}` + (job.total ? ` ${job.done} / ${job.total} s of recording` : "") + ` · ${fmt(job.elapsed_s, 0)} s`;
   } else if (job.state === "done") {
     text.textContent = `done in ${fmt(job.elapsed_s, 1)} s: ${job.stage}`;
   } else if (job.state === "error") {
