@@ -29,7 +29,8 @@ MEASURES = {  # minidet column -> miniML reference array
 }
 REF_SETTINGS = dict(window_size=600, stride=20, threshold=0.5, peak_w=5, rel_prom_cutoff=0.25,
                     convolve_win=20, gradient_convolve_win=40, event_direction="negative",
-                    training_direction="negative", resample=True)
+                    training_direction="negative", resample=True,
+                    kinetics_method="filtered")  # miniML's measurement rules
 
 
 def match(found, expected, lo, hi):
@@ -116,7 +117,7 @@ def test_end_to_end_with_bundled_gc_model(public30):
     rec, ref, _ = public30
     n = 150_000
     part = Recording(rec.samples[:n], rec.sampling_rate, unit="pA")
-    res = detect(part, "gc", device="cpu")
+    res = detect(part, "gc", device="cpu", kinetics_method="filtered")
     assert res.settings.convolve_win == 20 and res.settings.gradient_convolve_win == 40
     # miniML's events that are also inside minidet's border on the shorter trace
     limit = n - 800 - 1
