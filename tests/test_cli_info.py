@@ -45,3 +45,18 @@ def test_bad_input_one_line_exit_2(abf_dir, tmp_path, case):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("minidet: error:"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_warnings_are_one_minidet_line(tmp_path):
+    """A truncated file's warning: one `minidet: warning:` line, no Python source line."""
+    import numpy as np
+
+    path, cut = tmp_path / "x.npy", tmp_path / "cut.npy"
+    np.save(path, np.arange(10_000, dtype=np.float64))
+    cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) - 8 * 2500])
+    out = run("info", cut, "--sampling-rate", 10_000)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("minidet: warning: ") and "truncated" in lines[0]
+    assert "Warning:" not in lines[0] and ".py:" not in lines[0]

@@ -10,6 +10,7 @@ import functools
 import re
 import json
 import sys
+import warnings
 from typing import Any, Callable
 
 import click
@@ -19,6 +20,12 @@ from .errors import MinidetError
 
 
 # ----------------------------------------------------------------------------- helpers
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings on the command line are one ``minidet: warning:`` line (no source line)."""
+    click.echo(f"minidet: warning: {message}", err=True)
+
+
 def _fail(message: str) -> None:
     click.echo(f"minidet: error: {message}", err=True)
     sys.exit(2)
@@ -92,6 +99,7 @@ def reader_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.version_option(__version__, prog_name="minidet")
 def main() -> None:
     """minidet: find and measure synaptic events in electrophysiology recordings."""
+    warnings.showwarning = _show_warning
 
 
 @main.command()

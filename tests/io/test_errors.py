@@ -66,6 +66,9 @@ def test_skip_start_longer_than_sweep_and_scale_without_unit(tmp_path):
         minidet.load(tmp_path / "x.npy", sampling_rate=1000, skip_start_s=1.0)
     with pytest.raises(ParameterError, match="needs a unit"):
         minidet.load(tmp_path / "x.npy", sampling_rate=1000, scale=2.0)
+    np.save(tmp_path / "y.npy", np.arange(100.0))
+    inverted = minidet.load(tmp_path / "y.npy", sampling_rate=1000, scale=-1)  # inverting keeps the unit
+    np.testing.assert_array_equal(np.asarray(inverted.samples), -np.arange(100.0))
     with pytest.raises(TypeError, match="unknown reader option"):
         minidet.load(tmp_path / "x.npy", samplingrate=1000)
 

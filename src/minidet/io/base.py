@@ -165,7 +165,7 @@ class ReadOptions:
             scale = float(self.scale)
             if not math.isfinite(scale) or scale == 0:
                 raise ParameterError(f"scale must be a finite, non-zero factor, got {self.scale!r}")
-            if not self.unit:
+            if not self.unit and abs(scale) != 1.0:  # inverting (-1) keeps the unit
                 raise ParameterError(
                     f"scale={self.scale!r} needs a unit naming the scaled samples (e.g. --scale 1e12 --unit pA)"
                 )
