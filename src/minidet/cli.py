@@ -462,6 +462,15 @@ def convert(source: str, target: str, name: str | None, window_size: int | None,
               help="How the network sees a window: min-max scaled (miniML) or in units of its "
                    "recording's noise SD (needs a dataset from `minidet extract`; from a min-max "
                    "base model also --fine-tune). [the base model's; minmax]")
+@click.option("--threshold", default=None, metavar="T|auto",
+              help="Detection threshold the model stores: a number in (0, 1) or 'auto' (chosen per "
+                   "recording). [chosen for continuous recordings: the base model's auto, else the best "
+                   "estimated F1 on the training recordings, else the snippets weighted as a recording]")
+@click.option("--calibrate-on", "calibrate_on", multiple=True, type=click.Path(dir_okay=False),
+              help="Continuous recording(s) to choose the threshold on and estimate precision and "
+                   "recall (repeat for several). [the files the dataset's snippets came from]")
+@click.option("--no-calibrate", is_flag=True,
+              help="Score no recording: the threshold from the snippets (or --threshold / the base's auto).")
 @click.option("--name", default=None, help="Short name stored in the model. [OUT's name]")
 @click.option("--no-report", is_flag=True, help="Do not write NAME.report.png / NAME.report.json.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -472,14 +481,16 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
           learning_rate: float | None, dropout: float | None, patience: int | None,
           min_delta: float | None, validation_fraction: float, seed: int, no_resample: bool,
           device: str, threads: int | None, no_cache: bool, fine_tune: bool, input_scaling: str | None,
+          threshold: str | None, calibrate_on: tuple[str, ...], no_calibrate: bool,
           name: str | None, no_report: bool, no_progress: bool, force: bool) -> None:
     """Train a classifier on a scored DATASET (miniML's HDF5 layout; score 2 is left out).
 
     With --from, transfer learning: the base model's conv and batch-norm layers stay frozen and
     the LSTM and dense layers are trained (--fine-tune trains every layer). Without it, full
     training with miniML's recipe.
-    Writes OUT (temp file + rename) with window size, directions, the ROC's optimal threshold
-    and provenance in its metadata, plus a report (curves, ROC, confusion matrix; PNG + JSON).
+    Writes OUT (temp file + rename) with window size, directions, a detection threshold chosen
+    for continuous recordings (not the balanced snippets' ROC optimum) and provenance in its
+    metadata, plus a report (curves, ROC, confusion matrix; PNG + JSON).
     Ctrl-C stops training and keeps the best model so far.
     """
     import os
@@ -489,7 +500,7 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
     # Before torch loads OpenMP: threads that sleep instead of spinning while they wait. On a
     # busy machine spinning threads make two-thread training 5-10x slower than one thread.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from .errors import OutputError
+    from .errors import OutputError, ParameterError
     from .train.fit import TrainSettings, _default_name, train_model
     from .train.report import report_paths, write_report
 
@@ -501,6 +512,16 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
                 raise OutputError(f"{path} exists; use --force to overwrite it")
     if not out_path.parent.is_dir() and str(out_path.parent):
         raise OutputError(f"folder does not exist: {out_path.parent}")
+    if threshold is not None and threshold != "auto":
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise ParameterError(f"--threshold must be a number in (0, 1) or 'auto', got {threshold!r}") from None
+        if not 0 < threshold < 1:
+            raise ParameterError(f"--threshold must be in (0, 1), got {threshold:g}")
+    if no_calibrate and calibrate_on:
+        raise ParameterError("--calibrate-on and --no-calibrate exclude each other")
+    calibration = None if no_calibrate else (list(calibrate_on) if calibrate_on else "dataset")
     settings = TrainSettings(
         learning_rate=learning_rate, batch_size=batch_size, dropout=dropout, patience=patience,
         min_delta=min_delta, max_epochs=max_epochs, validation_fraction=validation_fraction,
@@ -510,7 +531,8 @@ def train(dataset: str, out: str, base: str | None, event_direction: str,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train_model(dataset, base=base, settings=settings,
-                             name=name or _default_name(out_path), progress=not no_progress)
+                             name=name or _default_name(out_path), progress=not no_progress,
+                             threshold=threshold, calibrate_on=calibration)
     for w in caught:
         click.echo(f"minidet: warning: {w.message}", err=True)
     result.save(out_path, overwrite=force)
@@ -699,7 +721,12 @@ def dataset_merge(paths: tuple[str, ...], out: str, force: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--ratio", default="intermediate", show_default=True,
               help="nice:less-nice:false-positives:noise, e.g. 300:300:50:550, or liberal, more-restrictive, "
-                   "intermediate, restrictive.")
+                   "intermediate, restrictive. Proportions: as many snippets are kept as the scarcest "
+                   "group allows at them (--counts: numbers of snippets). A missing group's share goes "
+                   "to its partner (nice/less nice, false positives/noise).")
+@click.option("--counts", "as_counts", is_flag=True,
+              help="Read --ratio as numbers of snippets per group (at most what each group has).")
+@click.option("--proportions", "as_proportions", is_flag=True, help="Read --ratio as proportions (the default).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--split-by", type=click.Choice(["auto", "category", "criterion", "prescore"]), default="auto",
               show_default=True, help="How nice events are told from less nice ones and false positives from noise.")
@@ -711,26 +738,36 @@ def dataset_merge(paths: tuple[str, ...], out: str, force: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @handle_errors
-def dataset_rebalance(path: str, ratio: str, out: str, split_by: str, event_split: float | None,
-                      noise_split: float | None, include_unscored: bool, seed: int, force: bool, as_json: bool) -> None:
-    """Subsample a scored dataset to a ratio of nice : less nice events : false positives : noise."""
-    from .errors import OutputError
+def dataset_rebalance(path: str, ratio: str, as_counts: bool, as_proportions: bool, out: str, split_by: str,
+                      event_split: float | None, noise_split: float | None, include_unscored: bool, seed: int,
+                      force: bool, as_json: bool) -> None:
+    """Subsample a scored dataset to a ratio of nice : less nice events : false positives : noise.
+
+    Says what it kept of each group and why, and the kept events : non-events balance.
+    """
+    from .errors import OutputError, ParameterError
     from .train.dataset import GROUPS, parse_ratio, read_dataset, rebalance, write_dataset
     from pathlib import Path
 
+    if as_counts and as_proportions:
+        raise ParameterError("--counts and --proportions exclude each other")
     values = parse_ratio(ratio)
     if Path(out).exists() and not force:
         raise OutputError(f"{out} exists; pass --force to replace it")
     balanced, report = rebalance(read_dataset(path), values, seed=seed, split_by=split_by, event_split=event_split,
-                                 noise_split=noise_split, include_unscored=include_unscored)
+                                 noise_split=noise_split, include_unscored=include_unscored, counts=as_counts)
     write_dataset(out, balanced, force=force)
     if as_json:
         click.echo(json.dumps({"out": out, **report}, indent=2))
         return
-    click.echo(f"split {report['split']}")
+    click.echo(f"ratio {report['ratio']} as {report['mode']}; split {report['split']}")
     for g in GROUPS:
         click.echo(f"  {g.replace('_', ' '):15s} available {report['available'][g]:5d}   kept {report['kept'][g]:5d}")
-    click.echo(f"  (dropped {report['dropped_excluded']} snippets scored 2)")
+    for note in report["notes"]:
+        click.echo(f"  note: {note}")
+    balance = "-" if report["balance"] is None else f"{report['balance']:.2f}"
+    click.echo(f"  events {report['events']} : non-events {report['non_events']} (balance {balance}); "
+               f"dropped {report['dropped_excluded']} snippets scored 2")
     click.echo(f"wrote {out}: {balanced.n} snippets")
 
 

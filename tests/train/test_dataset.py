@@ -199,11 +199,25 @@ def test_rebalance_to_the_seed_ratios() -> None:
     assert np.all(out.scores != 2)
 
 
+def test_rebalance_gives_a_missing_groups_share_to_its_partner_and_takes_counts() -> None:
+    ds = make_dataset(n_clear=200, n_mid=400, n_noise=0)  # no pure noise: the README's case
+    out, report = rebalance(ds, parse_ratio("intermediate"))  # 300:300:300:300
+    assert report["ratio"] == "300:300:600:0" and report["mode"] == "proportions"
+    assert report["kept"] == {"nice": 100, "less_nice": 100, "false_positive": 200, "noise": 0}
+    assert report["balance"] == 1.0 and report["events"] == report["non_events"] == 200
+    assert any("noise" in n and "false positive" in n for n in report["notes"])
+    out, report = rebalance(ds, parse_ratio("50:60:70:0"), counts=True)
+    assert report["kept"] == {"nice": 50, "less_nice": 60, "false_positive": 70, "noise": 0}
+    assert report["mode"] == "counts" and out.n == 180
+    _, report = rebalance(ds, parse_ratio("500:10:10:0"), counts=True)
+    assert report["kept"]["nice"] == 200 and any("500 asked, 200 available" in n for n in report["notes"])
+
+
 def test_rebalance_errors() -> None:
     with pytest.raises(DatasetError, match="not scored yet"):
         rebalance(make_dataset(scored=False), parse_ratio("intermediate"))
-    ds = make_dataset(n_noise=0)
-    with pytest.raises(DatasetError, match="asks for noise but the dataset has none"):
+    ds = make_dataset(n_noise=0, n_mid=0)  # no non-events at all
+    with pytest.raises(DatasetError, match="asks for non-events but the dataset has none"):
         rebalance(ds, parse_ratio("intermediate"))
     for bad in ("1:2:3", "a:b:c:d", "-1:1:1:1", "0:0:0:0", "lenient"):
         with pytest.raises(ParameterError):

@@ -289,7 +289,11 @@ def test_model_file_carries_metadata_and_loads(tmp_path):
     assert (m.name, m.window_size, model.input_size) == ("mepsp-test", 300, 600)
     assert (m.training_direction, m.event_direction, m.invert) == ("negative", "positive", True)
     assert m.resample is True
-    assert m.threshold == pytest.approx(result.metrics.threshold)
+    # in-memory snippets: no recording to choose on, so the snippets weighted as a recording
+    # would be (never below the balanced snippets' ROC optimum)
+    choice = m.provenance["threshold"]
+    assert choice["rule"] == "snippets" and not m.auto_threshold
+    assert m.threshold == pytest.approx(choice["threshold"]) and m.threshold >= result.metrics.threshold - 1e-9
     assert m.source_sha256 == result.provenance["dataset"]["sha256"]
     prov = m.provenance
     assert prov["dataset"]["counts"]["events"] == 12

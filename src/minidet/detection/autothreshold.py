@@ -30,7 +30,7 @@ import numpy as np
 
 from .locate import LocateSettings, candidate_regions, smoothed_prediction
 
-__all__ = ["AUTO_GRID", "AutoThreshold", "choose_threshold"]
+__all__ = ["AUTO_GRID", "AutoThreshold", "choose_threshold", "estimated_precision_recall", "select_threshold"]
 
 #: thresholds the rule chooses from. It reaches 0.9999 because a network can be sure of
 #: noise it was not trained on: the gc-robust of commit 8cd82ff (patch-clamp-like training
@@ -68,6 +68,32 @@ def _peaks(prediction, settings: LocateSettings, lowest: float) -> tuple[np.ndar
     return regions.starts.astype(np.int64), np.asarray(regions.scores, dtype=np.float64)
 
 
+def select_threshold(peaks, noise_peaks) -> tuple[int, np.ndarray]:
+    """The index of the chosen threshold and the estimated F1 at each, from the number of
+    prediction peaks ``n(t)`` and of noise peaks ``m(t)`` (inverted trace) at each threshold
+    of a grid in increasing order (step 3 of the module docstring). Counts pooled over
+    several recordings choose one threshold for all of them."""
+    peaks = np.asarray(peaks, dtype=np.float64)
+    noise = np.asarray(noise_peaks, dtype=np.float64)
+    tp = np.maximum(peaks - noise, 0.0)
+    n_events = max(float(tp.max()), 1.0)
+    f1 = 2.0 * tp / (peaks + n_events)
+    # the highest threshold within one event's worth of F1 (1 / N) of the best: a lower
+    # threshold has to gain more than the estimate's own graininess
+    best = float(f1.max())
+    k = max(i for i in range(f1.size) if f1[i] >= best - SLACK_EVENTS / n_events - 1e-12)
+    return k, f1
+
+
+def estimated_precision_recall(peaks, noise_peaks) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated precision ``tp / n`` and recall ``tp / N`` at each threshold, with
+    ``tp = n - m`` and ``N = max tp`` (the same estimate as the F1 of :func:`select_threshold`)."""
+    peaks = np.asarray(peaks, dtype=np.float64)
+    tp = np.maximum(peaks - np.asarray(noise_peaks, dtype=np.float64), 0.0)
+    n_events = max(float(tp.max()), 1.0)
+    return np.divide(tp, peaks, out=np.ones_like(tp), where=peaks > 0), tp / n_events
+
+
 def choose_threshold(prediction, mirror_prediction, settings: LocateSettings, sampling_rate: float,
                      reference: float, grid: tuple[float, ...] = AUTO_GRID) -> AutoThreshold:
     """Pick the threshold of ``grid`` with the best estimated F1 (see the module docstring).
@@ -102,13 +128,7 @@ def choose_threshold(prediction, mirror_prediction, settings: LocateSettings, sa
     covered = min(MAX_EXCLUDED, ref.size * (before + after) / max(n_samples, 1))
     peaks = np.array([(height >= t).sum() for t in grid], dtype=np.int64)
     noise = np.array([((mheight >= t) & ~near).sum() for t in grid], dtype=np.float64) / (1.0 - covered)
-    tp = np.maximum(peaks - noise, 0.0)
-    n_events = max(float(tp.max()), 1.0)
-    f1 = 2.0 * tp / (peaks + n_events)
-    # the highest threshold within one event's worth of F1 (1 / N) of the best: a lower
-    # threshold has to gain more than the estimate's own graininess
-    best = float(f1.max())
-    k = max(i for i in range(len(grid)) if f1[i] >= best - SLACK_EVENTS / n_events - 1e-12)
+    k, f1 = select_threshold(peaks, noise)
     return AutoThreshold(threshold=float(grid[k]), grid=tuple(float(t) for t in grid),
                          peaks=tuple(int(v) for v in peaks), noise_peaks=tuple(round(float(v), 2) for v in noise),
                          f1_estimate=tuple(round(float(v), 4) for v in f1), excluded_fraction=round(covered, 4))

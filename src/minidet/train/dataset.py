@@ -713,6 +713,10 @@ def snippet_criterion(events: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     return out
 
 
+#: the group that takes over a missing group's share: events stay events, non-events non-events
+PARTNER = {"nice": "less_nice", "less_nice": "nice", "false_positive": "noise", "noise": "false_positive"}
+
+
 def rebalance(
     dataset: Dataset,
     ratio: tuple[float, float, float, float],
@@ -721,18 +725,27 @@ def rebalance(
     event_split: float | None = None,
     noise_split: float | None = None,
     include_unscored: bool = False,
+    counts: bool = False,
 ) -> tuple[Dataset, dict[str, Any]]:
     """Subsample scored snippets to ``ratio`` = nice : less nice : false positives : noise.
 
-    Keeps as many snippets as the scarcest group allows at that ratio (each group drawn at
-    random with ``seed``); score-2 snippets are dropped, since training excludes them.
-    Returns the new dataset and a report (available and kept per group, how they were split).
+    ``ratio`` is read as proportions (``counts=False``): as many snippets are kept as the
+    scarcest group allows at those proportions, e.g. ``300:300:300:300`` keeps equal numbers of
+    each, however many that is. With ``counts=True`` the numbers are how many snippets of each
+    group to keep (fewer where a group has fewer, said in the report's notes). A group the ratio
+    asks for that the dataset lacks gives its share to its partner (nice <-> less nice, false
+    positives <-> noise), so events and non-events keep the ratio's balance, as the seed
+    workflow asks. Each group is drawn at random with ``seed``; score-2 snippets are dropped,
+    since training excludes them.
+
+    Returns the new dataset and a report: available and kept per group, the ratio used, the
+    kept events : non-events balance, how the groups were split and notes on what was changed.
 
     Raises
     ------
     DatasetError
-        Snippets are unscored (unless ``include_unscored``), or a group the ratio asks for is
-        empty.
+        Snippets are unscored (unless ``include_unscored``), or the dataset lacks both events
+        or both kinds of non-events that the ratio asks for.
     """
     unscored = int(np.sum(~dataset.scored))
     if unscored and not include_unscored:
@@ -740,37 +753,59 @@ def rebalance(
             f"{unscored} of {dataset.n} snippets are not scored yet; score them (minidet score) "
             "or pass --include-unscored to treat the extractor's suggestions as scores"
         )
+    if len(ratio) != 4 or any(not np.isfinite(v) or v < 0 for v in ratio) or sum(ratio) <= 0:
+        raise DatasetError(f"ratio must be four non-negative numbers, not all 0, got {ratio!r}")
     work = dataset
     if include_unscored and unscored:
         work = dataset.subset(np.arange(dataset.n))
         work.scored[:] = True
     groups, how = split_groups(work, split_by, event_split, noise_split)
     available = {g: int(groups[g].size) for g in GROUPS}
-    wanted = dict(zip(GROUPS, ratio))
-    short = [g for g in GROUPS if wanted[g] > 0 and available[g] == 0]
-    if short:
-        raise DatasetError(
-            f"the ratio asks for {', '.join(g.replace('_', ' ') for g in short)} but the dataset has none "
-            f"(available: {_fmt_counts(available)}; split {how})"
-        )
-    scale = min(available[g] / wanted[g] for g in GROUPS if wanted[g] > 0)
+    wanted = dict(zip(GROUPS, (float(v) for v in ratio)))
+    notes: list[str] = []
+    for g in GROUPS:
+        partner = PARTNER[g]
+        if wanted[g] > 0 and available[g] == 0:
+            if available[partner] == 0:
+                kind = "events" if g in ("nice", "less_nice") else "non-events"
+                raise DatasetError(
+                    f"the ratio asks for {kind} but the dataset has none (available: {_fmt_counts(available)}; "
+                    f"split {how})"
+                )
+            notes.append(f"no {g.replace('_', ' ')} snippets: their share ({wanted[g]:g}) goes to "
+                         f"{partner.replace('_', ' ')}")
+            wanted[partner] += wanted[g]
+            wanted[g] = 0.0
     rng = np.random.default_rng(seed)
     keep: dict[str, int] = {}
-    chosen = []
-    for g in GROUPS:
-        k = int(np.floor(scale * wanted[g] + 1e-9))
-        keep[g] = k
-        if k:
-            chosen.append(np.sort(rng.choice(groups[g], size=k, replace=False)))
+    if counts:
+        for g in GROUPS:
+            keep[g] = min(int(round(wanted[g])), available[g])
+            if keep[g] < int(round(wanted[g])):
+                notes.append(f"{g.replace('_', ' ')}: {int(round(wanted[g]))} asked, {available[g]} available")
+    else:
+        scale = min(available[g] / wanted[g] for g in GROUPS if wanted[g] > 0)
+        for g in GROUPS:
+            keep[g] = int(np.floor(scale * wanted[g] + 1e-9))
+    chosen = [np.sort(rng.choice(groups[g], size=keep[g], replace=False)) for g in GROUPS if keep[g]]
     index = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     out = work.subset(index)
-    out.attrs["rebalanced_ratio"] = ":".join(f"{v:g}" for v in ratio)
+    used = ":".join(f"{wanted[g]:g}" for g in GROUPS)
+    out.attrs["rebalanced_ratio"] = used
     out.attrs["rebalanced_split"] = how
+    events = keep["nice"] + keep["less_nice"]
+    non_events = keep["false_positive"] + keep["noise"]
     report = {
         "available": available,
         "kept": keep,
+        "ratio": used,
+        "mode": "counts" if counts else "proportions",
+        "events": events,
+        "non_events": non_events,
+        "balance": round(events / non_events, 4) if non_events else None,
         "dropped_excluded": int(np.sum(work.scores == 2)),
         "split": how,
+        "notes": notes,
         "n": out.n,
     }
     return out, report

@@ -651,7 +651,16 @@ class TrainingResult:
             f"held-out ({m.n} windows): accuracy {m.accuracy:.3f}, AUC {m.auc:.3f}, "
             f"MCC {m.mcc:.3f} at threshold {m.threshold:.3f} "
             f"(accuracy {m.accuracy_at_threshold:.3f})",
+            *([_threshold_sentence(self.provenance["threshold"])] if "threshold" in self.provenance else []),
         ])
+
+
+def _threshold_sentence(choice: dict) -> str:
+    from .calibrate import ThresholdChoice
+
+    fields = {k: v for k, v in choice.items()}
+    fields["roc_optimal"] = float("nan") if fields.get("roc_optimal") is None else fields["roc_optimal"]
+    return ThresholdChoice(**fields).sentence()
 
 
 # ----------------------------------------------------------------------------- training
@@ -681,7 +690,9 @@ def _default_name(output: str | os.PathLike | None) -> str:
 
 def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None = None, *,
                 name: str | None = None, progress: bool = True,
-                on_epoch: Callable[[int, dict], None] | None = None) -> TrainingResult:
+                on_epoch: Callable[[int, dict], None] | None = None,
+                threshold: float | str | None = None,
+                calibrate_on: Any = "dataset") -> TrainingResult:
     """Train a classifier: transfer learning from ``base`` or full training without one.
 
     Parameters
@@ -699,6 +710,15 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
         Show a progress bar (one step per epoch) on stderr.
     on_epoch : callable, optional
         Called after every epoch with (epoch number, that epoch's figures).
+    threshold : float or "auto", optional
+        The detection threshold the model stores. None: chosen for continuous recordings
+        (:mod:`minidet.train.calibrate`): a base model's per-recording threshold is kept, else
+        the best estimated F1 on the training recordings, else on the held-out snippets
+        weighted as a recording (never the balanced snippets' ROC optimum alone).
+    calibrate_on : "dataset", sequence or None
+        Continuous recordings the threshold is chosen (and precision and recall estimated) on:
+        ``"dataset"``, the files the dataset's snippets came from where they can be read;
+        paths, (path, channel) pairs or Recordings; None or ``()``: none.
 
     Returns
     -------
@@ -766,12 +786,42 @@ def train_model(dataset: Any, base: Any = None, settings: TrainSettings | None =
     network = network.to("cpu").eval()
     metadata, provenance = _build_metadata(
         network, data, settings, source, base_model, metrics, run, name, device)
+    metadata, provenance = _calibrate(network, metadata, provenance, roc, metrics, base_model,
+                                      threshold, dataset, calibrate_on, progress)
     return TrainingResult(
         network=network, metadata=metadata, metrics=metrics, roc=roc,
         history=run["history"], provenance=provenance, settings=settings,
         best_epoch=run["best_epoch"], epochs_run=run["epochs_run"],
         stopped_early=run["stopped_early"], interrupted=run["interrupted"],
         seconds=run["seconds"], device=str(device))
+
+
+def _calibrate(network: MiniMLNet, metadata: ModelMetadata, provenance: dict, roc: dict,
+               metrics: ClassificationMetrics, base_model: Any, threshold: Any, dataset: Any,
+               calibrate_on: Any, progress: bool) -> tuple[ModelMetadata, dict]:
+    """The detection threshold for continuous recordings (see :mod:`.calibrate`)."""
+    from .calibrate import choose_model_threshold, dataset_recordings
+
+    if isinstance(calibrate_on, str) and calibrate_on == "dataset":
+        recordings = dataset_recordings(dataset)
+    elif calibrate_on is None:
+        recordings = []
+    elif isinstance(calibrate_on, (str, os.PathLike)):
+        recordings = [calibrate_on]
+    else:
+        recordings = list(calibrate_on)
+    choice = choose_model_threshold(
+        network, metadata, roc, float(metrics.threshold),
+        base_metadata=base_model.metadata if base_model is not None else None,
+        threshold=threshold, recordings=recordings, progress=progress)
+    provenance = {**provenance, "threshold": choice.to_dict()}
+    metadata = metadata.replace(
+        threshold=choice.threshold, auto_threshold=choice.auto, smoothing_steps=choice.smoothing_steps,
+        peak_prominence=choice.peak_prominence, provenance=provenance,
+        description=metadata.description + " Detection threshold " + (
+            f"chosen per recording (auto)" if choice.auto else f"{choice.threshold:.4g}") + f" ({choice.rule}).")
+    logger.info(choice.sentence())
+    return metadata, provenance
 
 
 def _set_train_mode(network: MiniMLNet, frozen: bool) -> None:
