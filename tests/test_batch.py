@@ -92,7 +92,7 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
     from minidet.simulation import read_truth
 
     out = serial.out_dir
-    names = ["a__cell0.h5", "a__cell1.h5", "b__cell0.h5", "b__cell2.h5"]
+    names = ["a__cell0", "a__cell1", "b__cell0", "b__cell2"]
     assert serial.recordings["recording"].tolist() == names
     assert serial.ok and serial.n_done == 4 and serial.n_cached == 0
     for name in names:
@@ -113,11 +113,11 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
         direct = detect(rec, SETTINGS.model, stride=120)  # the batch's model: the default
     finally:
         torch.set_num_threads(threads)
-    ev = serial.events[serial.events["recording"] == "a__cell1.h5"].reset_index(drop=True)
+    ev = serial.events[serial.events["recording"] == "a__cell1"].reset_index(drop=True)
     assert len(ev) == direct.count > 0
     np.testing.assert_array_equal(ev["sample"].to_numpy(), direct.events["sample"].to_numpy())
     np.testing.assert_allclose(ev["amplitude"].to_numpy(), direct.events["amplitude"].to_numpy(), rtol=1e-9)
-    stored = read_results(out / "recordings" / "a__cell1.h5")
+    stored = read_results(out / "recordings" / "a__cell1")
     assert stored.settings["stride"] == 120 and len(stored.events) == direct.count
 
     # known answer: the simulated events are found (the simulator's truth)
@@ -134,6 +134,10 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
     pd.testing.assert_frame_equal(parquet, serial.events, check_dtype=False)
     csv = pd.read_csv(out / "batch_summary.csv")
     assert csv["recording"].tolist() == names and np.allclose(csv["frequency_hz"], table["frequency_hz"])
+    # the same column names as each recording's summary.csv (units in the names)
+    one = pd.read_csv(out / "recordings" / names[0] / "summary.csv")
+    assert "amplitude_mean_pA" in csv.columns and "amplitude_mean" not in csv.columns
+    assert set(one.columns) - {"source", "channel"} <= set(csv.columns), set(one.columns) - set(csv.columns)
     assert len(pd.read_csv(out / "batch_failures.csv")) == 0
 
 
@@ -148,19 +152,19 @@ def test_rerun_skips_unchanged_and_redoes_changed_or_unfinished(data, serial, tm
 
     # new content in one file, and one result left without its marker (an interrupted write)
     simulate_file(src / "b" / "cell2.h5", seed=99)
-    os.unlink(out / "recordings" / "a__cell0.h5" / "_done.json")
+    os.unlink(out / "recordings" / "a__cell0" / "_done.json")
     (out / "recordings" / ".a__cell1.h5.tmp-0123abcd").mkdir()  # debris of a killed worker
     third = run_batch([src], out, SETTINGS, **SERIAL)
     status = dict(zip(third.recordings["recording"], third.recordings["status"]))
-    assert status == {"a__cell0.h5": "done", "a__cell1.h5": "cached", "b__cell0.h5": "cached", "b__cell2.h5": "done"}
+    assert status == {"a__cell0": "done", "a__cell1": "cached", "b__cell0": "cached", "b__cell2": "done"}
     assert not [p for p in (out / "recordings").iterdir() if p.name.startswith(".")]
-    changed = third.recordings.set_index("recording").loc["b__cell2.h5"]
-    assert changed["content_sha256"] != serial.recordings.set_index("recording").loc["b__cell2.h5", "content_sha256"]
+    changed = third.recordings.set_index("recording").loc["b__cell2"]
+    assert changed["content_sha256"] != serial.recordings.set_index("recording").loc["b__cell2", "content_sha256"]
 
     # a stored result damaged after it was written: reported, and redone by the next run
-    (out / "recordings" / "b__cell0.h5" / "results.h5").write_bytes(b"damaged")
+    (out / "recordings" / "b__cell0" / "results.h5").write_bytes(b"damaged")
     fourth = run_batch([src], out, SETTINGS, **SERIAL)
-    assert fourth.n_cached == 3 and "cannot be read" in fourth.failures.set_index("recording").loc["b__cell0.h5", "error"]
+    assert fourth.n_cached == 3 and "cannot be read" in fourth.failures.set_index("recording").loc["b__cell0", "error"]
     fifth = run_batch([src], out, SETTINGS, **SERIAL)
     assert fifth.ok and fifth.n_done == 1 and fifth.n_cached == 3
 
@@ -175,10 +179,10 @@ def test_manifest_rows_carry_reader_options_overrides_and_labels(data, tmp_path)
     )
     result = run_batch([manifest], tmp_path / "out", SETTINGS, **SERIAL)
     table = result.recordings.set_index("recording")
-    assert list(table.index) == ["cell0.h5", "cell0-late"]
-    assert table.loc["cell0-late", "condition"] == "drug" and table.loc["cell0.h5", "cell"] == "c1"
+    assert list(table.index) == ["cell0", "cell0-late"]
+    assert table.loc["cell0-late", "condition"] == "drug" and table.loc["cell0", "cell"] == "c1"
     assert table.loc["cell0-late", "duration_s"] == pytest.approx(DURATION_S - 0.5)
-    assert table.loc["cell0.h5", "duration_s"] == pytest.approx(DURATION_S)
+    assert table.loc["cell0", "duration_s"] == pytest.approx(DURATION_S)
     from minidet.report import read_results
 
     assert read_results(tmp_path / "out" / "recordings" / "cell0-late").settings["threshold"] == 0.7
@@ -193,8 +197,8 @@ def test_manifest_rows_carry_reader_options_overrides_and_labels(data, tmp_path)
     )
     again = run_batch([manifest], tmp_path / "out", SETTINGS, **SERIAL)
     assert dict(zip(again.recordings["recording"], again.recordings["status"])) == {
-        "cell0.h5": "cached", "cell0-late": "done"}
-    assert again.recordings.set_index("recording").loc["cell0.h5", "condition"] == "washout"
+        "cell0": "cached", "cell0-late": "done"}
+    assert again.recordings.set_index("recording").loc["cell0", "condition"] == "washout"
 
 
 # ----------------------------------------------------------------------------- failures
@@ -212,11 +216,11 @@ def test_a_bad_file_is_a_failure_and_the_others_complete(data, tmp_path):
     assert "1 analysed, 0 up to date, 1 failed" in res.output
     assert "broken.h5" in res.output and "HDF5" in res.output
     failures = pd.read_csv(tmp_path / "out" / "batch_failures.csv")
-    assert failures["recording"].tolist() == ["broken.h5"] and failures["error_type"].iloc[0] == "CorruptFileError"
+    assert failures["recording"].tolist() == ["broken"] and failures["error_type"].iloc[0] == "CorruptFileError"
     summary = pd.read_csv(tmp_path / "out" / "batch_summary.csv").set_index("recording")
-    assert summary.loc["good.h5", "status"] == "done" and summary.loc["broken.h5", "status"] == "failed"
-    assert not (tmp_path / "out" / "recordings" / "broken.h5").exists()
-    assert (tmp_path / "out" / "recordings" / "good.h5" / "_done.json").is_file()
+    assert summary.loc["good", "status"] == "done" and summary.loc["broken", "status"] == "failed"
+    assert not (tmp_path / "out" / "recordings" / "broken").exists()
+    assert (tmp_path / "out" / "recordings" / "good" / "_done.json").is_file()
 
     # a re-run tries the failed file again; --force redoes the good one too
     res = runner.invoke(main, args)
@@ -286,13 +290,14 @@ def test_result_folder_names_are_unique_and_stable(data, tmp_path):
     names = [j.name for j in jobs]
     # a/cell0.h5 is found twice (folder and file): analysed once; cell0.h5 of a and b collide
     assert len(names) == 4 and len(set(names)) == 4
-    assert sum(n.startswith("cell0.h5-") for n in names) == 2
-    assert "cell1.h5" in names and "cell2.h5" in names
+    assert sum(n.startswith("cell0-") for n in names) == 2
+    assert "cell1" in names and "cell2" in names
     again = plan_batch([data / "a", data / "b"], tmp_path / "out", SETTINGS)
     assert [j.name for j in again] == names  # same inputs, same names
     globbed = plan_batch([str(data / "*" / "cell0.h5")], tmp_path / "out2", SETTINGS)
-    assert [j.name for j in globbed] == ["a__cell0.h5", "b__cell0.h5"]  # relative to the pattern's fixed part
+    assert [j.name for j in globbed] == ["a__cell0", "b__cell0"]  # relative to the pattern's fixed part
     assert B._safe_name("x/.hidden dir/ä b.abf") == "x__.hidden_dir___b.abf"
+    assert B._safe_name("x/.hidden dir/ä b.abf", strip_suffix=True) == "x__.hidden_dir___b"  # as detect's folder
 
 
 def test_resolve_workers_fits_the_cores():

@@ -433,9 +433,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+@=-]+")
 
 
-def _safe_name(relative: str) -> str:
-    """``sub/dir/cell 1.abf`` -> ``sub__dir__cell_1.abf``: one folder name, stable."""
+def _safe_name(relative: str, strip_suffix: bool = False) -> str:
+    """``sub/dir/cell 1.abf`` -> ``sub__dir__cell_1.abf`` (``strip_suffix``: ``sub__dir__cell_1``,
+    as ``minidet detect`` names its folder after the file's stem): one folder name, stable."""
     parts = [p for p in re.split(r"[\\/]+", relative) if p and p != "."]
+    if strip_suffix and parts and os.path.splitext(parts[-1])[0]:
+        parts[-1] = os.path.splitext(parts[-1])[0]
     parts = [".." if p == ".." else p for p in parts]
     name = "__".join(_UNSAFE.sub("_", p) for p in parts if p != "..") or "recording"
     name = name.lstrip(".") or "recording"
@@ -476,7 +479,7 @@ def _collect(inputs: Sequence[str], out_dir: str, settings: BatchSettings) -> li
     entries: list[_Entry] = []
 
     def plain(path: str, relative: str, origin: str) -> None:
-        entries.append(_Entry(path=os.path.abspath(path), name=_safe_name(relative), reader=dict(base_reader),
+        entries.append(_Entry(path=os.path.abspath(path), name=_safe_name(relative, strip_suffix=True), reader=dict(base_reader),
                               overrides={}, labels={}, origin=origin))
 
     def folder(path: str, origin: str) -> None:
@@ -503,8 +506,9 @@ def _collect(inputs: Sequence[str], out_dir: str, settings: BatchSettings) -> li
                     name = row["name"]
                     manifest_dir = os.path.dirname(os.path.abspath(text))
                     rel = os.path.relpath(row["path"], manifest_dir)
-                    wanted = _safe_name(name if name else (os.path.basename(row["path"]) if rel.startswith("..")
-                                                           else rel))
+                    wanted = (_safe_name(name) if name else
+                              _safe_name(os.path.basename(row["path"]) if rel.startswith("..") else rel,
+                                         strip_suffix=True))
                     entries.append(_Entry(path=row["path"], name=wanted, reader=reader, overrides=row["overrides"],
                                           labels=row["labels"], origin=f"{text} line {row['row']}",
                                           explicit_name=bool(name), from_manifest=True))
@@ -1061,7 +1065,7 @@ def _label_columns(jobs: list[RecordingJob]) -> list[str]:
 def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     from .detection.pipeline import EVENT_COLUMNS
-    from .report.writers import read_results
+    from .report.writers import _summary_key_with_unit, read_results
 
     markers = {name: rec.get("marker") for name, rec in records.items() if rec.get("marker")}
     labels = _label_columns(jobs)
@@ -1083,7 +1087,9 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
         row: dict[str, Any] = {"recording": job.name, "status": rec["status"], "path": job.path}
         row.update({k: job.labels.get(k, "") for k in labels})
         summary = marker.get("summary", {})
-        row.update({k: summary.get(k) for k in summary_keys})
+        # the column names of summary.csv: the unit in the name (amplitude_mean_pA)
+        row.update({_summary_key_with_unit(k, marker.get("unit") or "") if marker.get("unit") else k: summary.get(k)
+                    for k in summary_keys})
         row.update({
             "unit": marker.get("unit"),
             "sampling_rate_hz": marker.get("sampling_rate_hz"),
@@ -1113,7 +1119,11 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
             events["unit"] = marker.get("unit")
             event_frames.append(events.reset_index(drop=True))
     recordings = pd.DataFrame(rows)
-    for k in summary_keys + ["sampling_rate_hz", "n_detected", "n_excluded", "elapsed_s", "peak_rss_mb"]:
+    fixed = ["recording", "status", "path", *labels, "unit", "sampling_rate_hz", "n_detected", "n_excluded", "model",
+             "settings_hash", "content_sha256", "model_sha256", "results", "elapsed_s", "worker", "peak_rss_mb",
+             "error_type", "error"]
+    summary_columns = [c for c in recordings.columns if c not in fixed]
+    for k in summary_columns + ["sampling_rate_hz", "n_detected", "n_excluded", "elapsed_s", "peak_rss_mb"]:
         if k in recordings:
             recordings[k] = pd.to_numeric(recordings[k], errors="coerce")
     columns = ["recording", *labels, "event", *EVENT_COLUMNS, "unit"]
