@@ -73,3 +73,27 @@ def test_long_trace_plot_is_quick(tmp_path: Path) -> None:
     plot_trace(result, tmp_path / "trace.png")
     assert time.perf_counter() - start < 10
     assert (tmp_path / "trace.png").stat().st_size < 400_000
+
+
+def test_trace_plot_marks_sweep_boundaries(tmp_path: Path, monkeypatch) -> None:
+    """A multi-sweep recording: one dotted line where each sweep joins the next, in both panels."""
+    import matplotlib.axes
+
+    from minidet.recording import Recording
+    from minidet.report.plots import plot_trace, sweep_boundaries_s
+    from report_fakes import FakeResult
+
+    base = make_result()
+    n = base.recording.n_samples
+    rec = Recording(np.tile(base.recording.samples, 3), base.recording.sampling_rate, unit="pA",
+                    sweep_starts=[0, n, 2 * n])
+    np.testing.assert_allclose(sweep_boundaries_s(rec), [n / rec.sampling_rate, 2 * n / rec.sampling_rate])
+    assert sweep_boundaries_s(base.recording).size == 0
+    drawn = []
+    original = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda self, x=0, *a, **k: (drawn.append(x), original(self, x, *a, **k))[1])
+    result = FakeResult(recording=rec, events_all=base.events_all, prediction=np.zeros(rec.n_samples))
+    plot_trace(result, tmp_path / "trace.png")
+    assert sorted(drawn) == pytest.approx(sorted(list(sweep_boundaries_s(rec)) * 2))
+    assert (tmp_path / "trace.png").stat().st_size > 10_000

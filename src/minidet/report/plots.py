@@ -39,6 +39,9 @@ DPI = 110
 TRACE_COLOR = "#303030"
 EVENT_COLOR = "#d62728"
 EXCLUDED_COLOR = "#9a9a9a"
+SWEEP_COLOR = "#3a78b5"
+#: sweeps labelled by number in trace.png (more: the dotted boundaries only)
+MAX_SWEEP_LABELS = 30
 PRED_COLOR = "#1f77b4"
 MAX_OVERLAY = 400  # events drawn in the overlay (a random subset of more)
 
@@ -131,6 +134,12 @@ def _no_events(ax: Any, text: str = "no events") -> None:
     ax.set_yticks([])
 
 
+def sweep_boundaries_s(recording: Any) -> np.ndarray:
+    """Times (s) where one sweep of a concatenated recording ends and the next begins."""
+    starts = np.asarray(getattr(recording, "sweep_starts", [0]), dtype=np.float64)
+    return starts[starts > 0] / float(recording.sampling_rate)
+
+
 def plot_trace(result: Any, path: str | Path, *, width_in: float = 13.0, threshold: float | None = None) -> Path:
     """Trace with kept (red) and excluded (grey x) events above the prediction trace."""
     rec = result.recording
@@ -160,7 +169,19 @@ def plot_trace(result: Any, path: str | Path, *, width_in: float = 13.0, thresho
         ax.legend(loc="upper right", fontsize=9, framealpha=0.85)
     ax.set_ylabel(_ylabel(rec.unit))
     ax.set_xlim(0, rec.duration_s)
-    ax.set_title(f"{recording_name(rec)}: {_subtitle(result)}", loc="left", fontsize=12)
+    boundaries = sweep_boundaries_s(rec)
+    for axis in (ax, axp):
+        if axis is not None:
+            for b in boundaries:
+                axis.axvline(b, color=SWEEP_COLOR, ls=":", lw=0.9, zorder=0)
+    if 0 < boundaries.size <= MAX_SWEEP_LABELS:
+        starts = np.r_[0.0, boundaries]
+        for k, b in enumerate(starts):
+            ax.text(b, 1.0, f" sweep {k}", transform=ax.get_xaxis_transform(), va="top", ha="left",
+                    fontsize=7, color=SWEEP_COLOR)
+    ax.set_title(f"{recording_name(rec)}: {_subtitle(result)}"
+                 + (f" ({boundaries.size + 1} sweeps, joined at the dotted lines)" if boundaries.size else ""),
+                 loc="left", fontsize=12)
     ax.grid(alpha=0.25, lw=0.5)
 
     if axp is not None:
