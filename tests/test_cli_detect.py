@@ -327,3 +327,28 @@ def test_failure_while_writing_keeps_the_old_results(cell: Path, tmp_path: Path,
     fresh = tmp_path / "fresh"
     one_line_error(run(str(cell), "--out", str(fresh), "--plots"))
     assert not fresh.exists()
+
+
+def test_template_method_takes_the_templates_kinetics(tmp_path):
+    """`--method template --rise-ms --decay-ms`: the classic detector uses that template (stored
+    in the results), and the options are refused for the classifier."""
+    import json as _json
+
+    from minidet.examples import path as example_path
+
+    out = tmp_path / "slow"
+    proc = subprocess.run(
+        [sys.executable, "-m", "minidet.cli", "detect", str(example_path()), "--method", "template",
+         "--rise-ms", "0.5", "--decay-ms", "5", "--skip-start", "7", "--out", str(out), "--json"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    from minidet.report.writers import read_results
+
+    for stored in (_json.loads(proc.stdout)["model"], read_results(out).model):
+        assert stored["name"] == "template"
+        assert stored["method_settings"]["rise_tau_s"] == pytest.approx(0.5e-3)
+        assert stored["method_settings"]["decay_tau_s"] == pytest.approx(5e-3)
+    bad = subprocess.run([sys.executable, "-m", "minidet.cli", "detect", str(example_path()), "--rise-ms", "0.5",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--method template" in bad.stderr

@@ -208,7 +208,13 @@ def detect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--method", type=click.Choice(["miniml", "template", "deconvolution", "threshold"]),
               default="miniml", show_default=True,
               help="miniml: the classifier (--model). The classic detectors (template matching, "
-                   "deconvolution, amplitude threshold; GC-like kinetics by default) are measured the same way.")
+                   "deconvolution, amplitude threshold; GC-like kinetics unless --rise-ms/--decay-ms) "
+                   "are measured the same way.")
+@click.option("--rise-ms", type=float, default=None,
+              help="--method template/deconvolution: the template's rise time constant (ms), as `minidet "
+                   "extract`'s (e.g. from `minidet window`'s estimate). [0.15]")
+@click.option("--decay-ms", type=float, default=None,
+              help="--method template/deconvolution: the template's decay time constant (ms). [1.2]")
 @click.option("--exclude", "exclude", default=None, metavar="N,N-M",
               help="Event numbers (0-based, as in events.csv) to exclude from the summary, e.g. 3,7,12.")
 @click.option("--out", "out_dir", type=click.Path(path_type=str), default=None,
@@ -219,7 +225,8 @@ def detect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--save-prediction", is_flag=True, help="Store the prediction trace in results.h5 (and results.nwb).")
 @click.option("--force", is_flag=True, help="Overwrite results already in the output folder.")
 @handle_errors
-def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str | None, plots: bool,
+def detect(path: str, model: str, method: str, rise_ms: float | None, decay_ms: float | None,
+           exclude: str | None, out_dir: str | None, plots: bool,
            nwb: bool, as_json: bool, save_prediction: bool, force: bool,
            **kwargs: Any) -> None:
     """Find and measure synaptic events in a recording; write tables, HDF5 and figures.
@@ -236,6 +243,16 @@ def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str
     load_kwargs = reader_kwargs(kwargs)
     overrides = detect_overrides(kwargs)
     excluded = parse_event_list(exclude)
+    kinetics = {k: v / 1e3 for k, v in (("rise_tau_s", rise_ms), ("decay_tau_s", decay_ms)) if v is not None}
+    if kinetics and method not in ("template", "deconvolution"):
+        from .errors import ParameterError
+
+        raise ParameterError(f"--rise-ms/--decay-ms set the template of --method template or deconvolution, "
+                             f"not of --method {method}")
+    if "rise_tau_s" in kinetics and "decay_tau_s" not in kinetics:
+        kinetics["decay_tau_s"] = max(1.2e-3, 8 * kinetics["rise_tau_s"])  # GC-like ratio for a lone rise
+    if "decay_tau_s" in kinetics and "rise_tau_s" not in kinetics:
+        kinetics["rise_tau_s"] = min(0.15e-3, kinetics["decay_tau_s"] / 8)
     stem = Path(path).stem or "recording"
     out = Path(out_dir) if out_dir else Path("minidet-results") / stem
     # Refuse to overwrite, and find an unwritable folder, before anything is computed.
@@ -254,6 +271,8 @@ def detect(path: str, model: str, method: str, exclude: str | None, out_dir: str
             recording = load(path, **load_kwargs)
             if method != "miniml":
                 overrides["method"] = method
+                if kinetics:
+                    overrides["method_settings"] = kinetics
             result = run_detect(recording, model, progress=True, **overrides)
             if excluded:
                 n = len(result.events_all)

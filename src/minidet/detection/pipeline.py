@@ -711,5 +711,7 @@ def _detect_classic(recording: Recording, method: str, method_settings: Any, set
     table = _events_table(recording, positions, scores, kinetics, resolved.window_size)
     info = {"method": method, "method_settings": asdict(found.settings), "criterion_threshold": found.threshold,
             **found.info}
-    return DetectionResult(recording=original, settings=resolved, model_metadata={"name": method},
+    # the classic detector's settings travel with the results as a model's metadata does
+    return DetectionResult(recording=original, settings=resolved,
+                           model_metadata={"name": method, "method_settings": info["method_settings"]},
                            prediction=None, events_all=table, info=info)
