@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,9 +16,10 @@ import minidet
 from minidet.cli import main
 from minidet.errors import ChannelError, CorruptFileError, MissingDependencyError, SweepError, UnknownFormatError
 
-pytest.importorskip("myokit")
+import heka_bundle as hb  # tests/io is on sys.path (pytest's rootdir insertion)
 
-import heka_bundle as hb  # noqa: E402  (tests/io is on sys.path: pytest's rootdir insertion)
+# every test but the missing-myokit one needs myokit (the `test` extra installs it)
+needs_myokit = pytest.mark.skipif(importlib.util.find_spec("myokit") is None, reason="myokit is not installed")
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ def expected(series: int, trace: int, sweeps) -> np.ndarray:
     return np.concatenate([raw(3 * series + k).astype(np.float64) * scale * factor for k in sweeps])
 
 
+@needs_myokit
 @pytest.mark.parametrize("dataset, series", [(None, 0), ("0/0", 0), ("0/1", 1), ("Cell 1/Ramp", 1), ("Ramp", 1),
                                              ("1", 1), ("0/Minis", 0)])
 @pytest.mark.parametrize("channel, trace", [(None, 0), ("Imon", 0), ("Vmon", 1), (1, 1), ("0", 0)])
@@ -49,6 +52,7 @@ def test_round_trip(bundle, dataset, series, channel, trace):
     assert rec.sweep_starts.tolist() == [0, hb.N, 2 * hb.N]
 
 
+@needs_myokit
 def test_sweeps_skip_and_scale(bundle):
     rec = minidet.load(bundle, dataset="0/1", channel="Imon", sweeps="2,0")
     np.testing.assert_allclose(rec.samples, expected(1, 0, [2, 0]), rtol=1e-12)
@@ -63,6 +67,7 @@ def test_sweeps_skip_and_scale(bundle):
     assert minidet.load(bundle, sweeps="0").samples.max() == pytest.approx(100.0)
 
 
+@needs_myokit
 def test_bad_selections(bundle):
     with pytest.raises(ChannelError, match=r"series of group 0 'Nope'.*\[0\] Minis, \[1\] Ramp"):
         minidet.load(bundle, dataset="0/Nope")
@@ -74,6 +79,7 @@ def test_bad_selections(bundle):
         minidet.load(bundle, sweeps="3")
 
 
+@needs_myokit
 def test_default_series_is_the_first_current_or_voltage(tmp_path):
     groups = hb.standard_groups()
     other = hb.SeriesSpec("Leak", [[hb.TraceSpec("Gleak", "S", hb.ramp_raw(0), 1e-9)]], 1 / hb.RATE)
@@ -89,6 +95,7 @@ def test_default_series_is_the_first_current_or_voltage(tmp_path):
     assert "reading series 1/0 'Minis'" in info.to_text()
 
 
+@needs_myokit
 def test_info_text_and_json(bundle):
     out = run("info", bundle)
     assert out.returncode == 0, out.stderr
@@ -120,6 +127,7 @@ def test_missing_myokit(bundle, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("minidet: error:") and "pip install minidet[heka]" in lines[0]
 
 
+@needs_myokit
 @pytest.mark.parametrize("case", ["zeros", "tree", "cut", "old"])
 def test_corrupt_or_old_bundle_one_line_exit_2(bundle, tmp_path, case):
     data = bytearray(bundle.read_bytes())
@@ -143,6 +151,7 @@ def test_corrupt_or_old_bundle_one_line_exit_2(bundle, tmp_path, case):
     assert "Traceback" not in out.stderr
 
 
+@needs_myokit
 def test_detect_runs_on_a_bundle(tmp_path):
     """`minidet detect` end to end on a 1 s current trace with 4 simulated events."""
     pytest.importorskip("minidet.detection.predict")
