@@ -72,11 +72,11 @@ def reader_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads a recording (see :func:`minidet.load`)."""
     options = [
         click.option("--channel", default=None,
-                     help="Channel to read: name or 0-based index (ABF ADC, neo channel, NWB series)."),
+                     help="Channel to read: name or 0-based index (ABF ADC, neo channel, NWB series, HEKA trace)."),
         click.option("--sweeps", default=None, help="Sweeps to read and concatenate, e.g. '0-3,5' (0-based)."),
         click.option("--skip-start", "skip_start_s", type=float, default=0.0, show_default=True,
                      help="Seconds to drop at the start of each sweep (e.g. a test pulse)."),
-        click.option("--dataset", default=None, help="HDF5 dataset path or NWB series name."),
+        click.option("--dataset", default=None, help="HDF5 dataset path, NWB series name, or HEKA series as GROUP/SERIES (labels or 0-based indices)."),
         click.option("--sampling-rate", "sampling_rate", type=float, default=None,
                      help="Sampling rate in Hz, for files that do not store one."),
         click.option("--scale", type=float, default=None,

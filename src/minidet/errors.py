@@ -20,6 +20,11 @@ class UnknownFormatError(MinidetError):
     """No reader knows the file's format."""
 
 
+class MissingDependencyError(MinidetError):
+    """An optional package that a format or feature needs is not installed (the message names
+    the ``pip install`` that adds it)."""
+
+
 class CorruptFileError(MinidetError):
     """The file exists but is truncated, damaged or not what its extension claims."""
 

@@ -1,7 +1,7 @@
 """Reading recordings: one entry point, :func:`load`, dispatching on the file type.
 
-Formats: Axon ABF 1/2 (pyabf), HDF5 (h5py), NWB (pynwb), .npy, text tables, and everything
-else neo reads. Every reader takes the same options (:class:`ReadOptions`). ABF, HDF5 and
+Formats: Axon ABF 1/2 (pyabf), HDF5 (h5py), NWB (pynwb), .npy, text tables, HEKA PatchMaster
+bundles (myokit, optional), and everything else neo reads. Every reader takes the same options (:class:`ReadOptions`). ABF, HDF5 and
 .npy recordings can be read on demand (``lazy``), so hour-long ones fit in little memory.
 """
 
@@ -12,12 +12,10 @@ from typing import Any, Callable
 
 from ..errors import CorruptFileError, RecordingNotFoundError, UnknownFormatError
 from ..recording import Recording
-from . import abf, hdf5, neo_reader, nwb, text
+from . import abf, hdf5, heka, neo_reader, nwb, text
 from .base import FileInfo, ReadOptions, SweepSource, build_recording, parse_sweeps, pick_channel
 
 __all__ = ["load", "describe", "ReadOptions", "FileInfo", "parse_sweeps", "detect_format"]
-
-_HEKA_SIGNATURES = (b"DATA", b"DAT1", b"DAT2")
 
 
 def _check_path(path: str | os.PathLike) -> str:
@@ -32,7 +30,7 @@ def _check_path(path: str | os.PathLike) -> str:
 
 
 def detect_format(path: str) -> str:
-    """Name of the reader for ``path``: 'abf', 'nwb', 'hdf5', 'npy', 'text' or 'neo'."""
+    """Name of the reader for ``path``: 'abf', 'nwb', 'hdf5', 'npy', 'heka', 'text' or 'neo'."""
     ext = os.path.splitext(path)[1].lower()
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -48,17 +46,14 @@ def detect_format(path: str) -> str:
         raise CorruptFileError(f"{path} does not start with the HDF5 signature: not HDF5/NWB, or damaged")
     if ext in text.NPY_EXTENSIONS or head[:6] == b"\x93NUMPY":
         return "npy"
-    if ext == ".dat" and head[:4] in _HEKA_SIGNATURES:
-        raise UnknownFormatError(
-            f"{path} is a HEKA PatchMaster bundle, which the installed neo cannot read; export the series "
-            "to ABF, NWB or HDF5 (PatchMaster: File > Export) and load that"
-        )
+    if ext in heka.EXTENSIONS and head[:4] in heka.SIGNATURES:
+        return "heka"
     if neo_reader.can_read(path) and ext not in text.TEXT_EXTENSIONS:
         return "neo"
     if ext in text.TEXT_EXTENSIONS:
         return "text"
     raise UnknownFormatError(
-        f"cannot tell the format of {path}: minidet reads .abf, .h5/.hdf5, .nwb, .npy, .csv/.txt and "
+        f"cannot tell the format of {path}: minidet reads .abf, .h5/.hdf5, .nwb, .npy, .csv/.txt, HEKA .dat and "
         "the formats neo reads (e.g. WinWCP .wcp, Igor .ibw/.pxp, AxoGraph .axgd, Spike2 .smr)"
     )
 
@@ -78,6 +73,7 @@ _OPENERS: dict[str, Callable[[str, ReadOptions], SweepSource]] = {
     "hdf5": hdf5.open_source,
     "nwb": nwb.open_source,
     "npy": text.open_npy,
+    "heka": heka.open_source,
     "text": text.open_text,
     "neo": neo_reader.open_source,
 }
@@ -86,6 +82,7 @@ _DESCRIBERS: dict[str, Callable[[str, ReadOptions], FileInfo]] = {
     "hdf5": hdf5.describe,
     "nwb": nwb.describe,
     "npy": text.describe_npy,
+    "heka": heka.describe,
     "text": text.describe_text,
     "neo": neo_reader.describe,
 }

@@ -219,9 +219,11 @@ class FileInfo:
     sampling_rate: float | None
     duration_s: float | None
     notes: list[str] = field(default_factory=list)
+    #: format-specific structure of the file (HEKA: groups -> series -> traces); in the JSON only
+    contents: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "path": self.path,
             "format": self.file_format,
             "channels": [{"index": c.index, "name": c.name, "unit": c.unit} for c in self.channels],
@@ -236,6 +238,9 @@ class FileInfo:
             "duration_s": self.duration_s,
             "notes": list(self.notes),
         }
+        if self.contents is not None:
+            d["contents"] = self.contents
+        return d
 
     def to_text(self) -> str:
         d = self.to_dict()
