@@ -279,7 +279,7 @@ def write_html_report(
     if excluded:
         parts.append(f"<p>Excluded by hand (event numbers, as in events.csv): {html.escape(', '.join(map(str, excluded)))}</p>")
     parts += ["<h2>Detection settings</h2>", _table(settings.items(), ("setting", "value"))]
-    if model:
+    if model and set(model) != {"name"}:  # a classic method's result names only the method
         parts += _model_card(model, settings, float(rec.sampling_rate))
     rec_rows = [(k, v) for k, v in info.items() if k != "metadata"] + list((info.get("metadata") or {}).items())
     parts += ["<h2>Recording</h2>", _table(rec_rows, ("field", "value"))]
