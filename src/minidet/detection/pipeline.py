@@ -393,7 +393,9 @@ class DetectionResult:
         removed by hand have ``excluded`` True.
     info
         Intermediate values worth reporting (``gradient_threshold`` in unit/s,
-        ``n_regions`` prediction peaks above threshold).
+        ``n_regions`` prediction peaks above threshold, ``threshold_source``: ``"given"``,
+        ``"model"`` or ``"default"``, and with ``threshold="auto"`` ``auto_threshold``: the
+        chosen threshold and the table it was chosen from).
 
     Excluding events (:meth:`exclude`) changes what the statistics, the average event and
     the ``overlapping`` flags are computed from; the other per-event measurements keep the
@@ -565,6 +567,17 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
     return dataclasses.replace(settings, threshold=chosen.threshold), {**chosen.to_dict(), "reference": reference}
 
 
+def _threshold_source(settings: DetectSettings | None, metadata: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """Where the threshold of :func:`resolve_settings` came from: ``"given"`` (an override or
+    ``settings``), ``"model"`` (the model's metadata: a number, or ``"auto"`` for a model with
+    ``auto_threshold``) or ``"default"`` (0.5: neither gave one)."""
+    if overrides.get("threshold") is not None or (settings is not None and settings.threshold is not None):
+        return "given"
+    if metadata.get("auto_threshold") or any(metadata.get(k) is not None for k in _METADATA_KEYS["threshold"]):
+        return "model"
+    return "default"
+
+
 def _prediction_trace(prediction: Any) -> np.ndarray | LazyTrace:
     """The full-grid prediction as an array or a lazy trace, never a new trace-sized copy
     of a lazy one: a :class:`~minidet.detection.predict.Prediction` gives its lazy
@@ -645,6 +658,7 @@ def detect(
     if model_name is not None and settings is not None and "model" not in overrides and model_name != settings.model:
         overrides = {**overrides, "model": model_name}
     resolved = resolve_settings(settings, metadata, overrides, model_name)
+    threshold_source = _threshold_source(settings, metadata, overrides)
     if resolved.threshold == AUTO and prediction is not None:
         raise ParameterError("threshold='auto' scores the recording and its inverse itself; with a given "
                              "prediction, pass a number as threshold")
@@ -668,7 +682,8 @@ def detect(
     located = locate_events(recording, prediction, resolved.locate_settings())
     kinetics = measure_events(recording, located.positions, resolved.measure_settings())
     table = _events_table(recording, located.positions, located.scores, kinetics, resolved.window_size)
-    info = {"gradient_threshold": located.gradient_threshold, "n_regions": len(located.regions)}
+    info = {"gradient_threshold": located.gradient_threshold, "n_regions": len(located.regions),
+            "threshold_source": threshold_source}
     if noise_sd is not None:  # a noise-scaled model: the SD its windows were divided by
         info["noise_sd"] = float(noise_sd)
     if auto is not None:  # threshold="auto": what it chose, and from what

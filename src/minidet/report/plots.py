@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .notes import average_breakdown, average_label
 from .writers import atomic_path, recording_name
 
 __all__ = [
@@ -193,8 +194,10 @@ def plot_trace(result: Any, path: str | Path, *, width_in: float = 13.0, thresho
         if threshold is None:
             settings = result.settings.to_dict() if hasattr(result.settings, "to_dict") else {}
             threshold = settings.get("threshold")
+        auto = isinstance((getattr(result, "info", None) or {}).get("auto_threshold"), dict)
         if threshold is not None:
-            axp.axhline(float(threshold), color=EVENT_COLOR, ls="--", lw=0.9, label=f"threshold {float(threshold):g}")
+            axp.axhline(float(threshold), color=EVENT_COLOR, ls="--", lw=0.9,
+                        label=f"threshold {float(threshold):g}" + (" (auto: chosen for this recording)" if auto else ""))
             axp.legend(loc="upper right", fontsize=9, framealpha=0.85)
         axp.set_ylim(-0.05, 1.05)
         axp.set_ylabel("Event probability")
@@ -221,11 +224,11 @@ def plot_events(result: Any, path: str | Path, *, seed: int = 0) -> Path:
         t_ms = np.asarray(time_s) * 1e3
         ax.plot(t_ms, shown.T, color="#8c8c8c", lw=0.5, alpha=max(0.08, min(0.6, 12 / max(shown.shape[0], 1))))
         avg_t, avg = result.average_event()
-        n_avg = int(result.summary.get("n_average", n) or n)  # overlapping events are left out of it
-        ax.plot(np.asarray(avg_t) * 1e3, avg, color=EVENT_COLOR, lw=2.2, label=f"average of {n_avg}")
+        # events with a close neighbour are left out of it (measure.summary.average_mask)
+        ax.plot(np.asarray(avg_t) * 1e3, avg, color=EVENT_COLOR, lw=2.2, label=average_label(average_breakdown(result)))
         ax.axhline(0, color="k", lw=0.5, alpha=0.5)
         extra = f" ({MAX_OVERLAY} of {n} shown)" if waves.shape[0] > MAX_OVERLAY else ""
-        ax.legend(loc="lower right" if np.nanmean(avg) < 0 else "upper right", fontsize=9)
+        ax.legend(loc="lower right" if np.nanmean(avg) < 0 else "upper right", fontsize=8.5)
         ax.set_title(f"{recording_name(rec)}: {n} events{extra}", loc="left", fontsize=12)
         ax.set_xlim(t_ms[0], t_ms[-1])
     else:
