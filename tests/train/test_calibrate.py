@@ -73,6 +73,10 @@ def test_transfer_from_the_default_keeps_its_per_recording_threshold(gc_recordin
     choice = result.provenance["threshold"]
     assert choice["rule"] == "inherited" and choice["roc_optimal"] == pytest.approx(result.metrics.threshold)
     assert "chosen per recording" in result.summary()
+    from minidet.report.notes import training_rows
+
+    rows = dict(training_rows(m.provenance))  # the report's model card says it too
+    assert "chosen per recording" in rows["detection threshold"] and "as the base model" in rows["detection threshold"]
     # the stored model detects with threshold=auto by default
     rec, _ = gc_recording
     model = minidet.model.core.MinidetModel(result.network, m)

@@ -220,6 +220,17 @@ def training_rows(provenance: dict[str, Any]) -> list[tuple[str, Any]]:
     calib = p.get("calibration") or {}
     if calib.get("chosen") is not None:
         add("calibrated threshold", f"{calib['chosen']} (highest mean F1 on simulated recordings)")
+    choice = p.get("threshold")
+    if isinstance(choice, dict) and choice.get("rule"):  # minidet train's choice for continuous recordings
+        from ..train.calibrate import ThresholdChoice
+
+        fields = {k: choice.get(k) for k in ("threshold", "auto", "rule", "smoothing_steps", "peak_prominence",
+                                             "recordings", "table")}
+        fields["roc_optimal"] = float("nan") if choice.get("roc_optimal") is None else float(choice["roc_optimal"])
+        try:
+            add("detection threshold", ThresholdChoice(**{k: v for k, v in fields.items() if v is not None}).sentence())
+        except (TypeError, ValueError, KeyError):
+            add("detection threshold", f"{choice.get('threshold')} ({choice.get('rule')})")
     for key in ("date", "created", "created_utc", "trained_at", "timestamp"):
         add("date", p.get(key))
     return rows
