@@ -15,26 +15,9 @@ from minidet.train.calibrate import CONTINUOUS_PRIOR, dataset_recordings, snippe
 from minidet.train.dataset import write_dataset
 from minidet.train.extract import ExtractSettings, extract_recording
 from minidet.train.fit import TrainSettings, train_model
+from train_synthetic import noise_scaled_windows as noise_windows
 
 FAST = dict(max_epochs=1, device="cpu", num_threads=1)
-
-
-def noise_windows(n: int = 16, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(600)
-    x, y, sd = [], [], []
-    for label in (1, 0):
-        for _ in range(n):
-            s = rng.uniform(0.5, 3.0)
-            w = rng.normal(0, s, 600)
-            if label:
-                k = np.clip(t - rng.integers(100, 250), 0, None)
-                shape = (1 - np.exp(-k / 8)) * np.exp(-k / 60)
-                w -= rng.uniform(3, 8) * s * shape / shape.max()
-            x.append(w)
-            y.append(label)
-            sd.append(s)
-    return np.asarray(x), np.asarray(y), np.asarray(sd)
 
 
 def test_snippet_rule_weights_non_events_as_a_recording_would():

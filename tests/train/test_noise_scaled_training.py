@@ -15,27 +15,9 @@ from minidet.train.dataset import read_dataset, write_dataset
 from minidet.train.extract import ExtractSettings, extract_recording, prescore
 from minidet.train.fit import TrainSettings, prepare_data, train_model
 from minidet.train.synthetic import SPECTRUM_FAMILIES, SyntheticSettings, synthetic_windows
+from train_synthetic import noise_scaled_windows as windows
 
 FAST = dict(max_epochs=1, device="cpu", num_threads=1)  # one torch thread while training (restored after)
-
-
-def windows(n: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n events (3-8 noise SDs) and n noise windows from recordings of noise SD 0.5-3."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(600)
-    x, y, sd = [], [], []
-    for label in (1, 0):
-        for _ in range(n):
-            s = rng.uniform(0.5, 3.0)
-            w = rng.normal(0, s, 600)
-            if label:
-                k = np.clip(t - rng.integers(100, 250), 0, None)
-                shape = (1 - np.exp(-k / 8)) * np.exp(-k / 60)
-                w -= rng.uniform(3, 8) * s * shape / shape.max()
-            x.append(w)
-            y.append(label)
-            sd.append(s)
-    return np.asarray(x), np.asarray(y), np.asarray(sd)
 
 
 def test_extraction_stores_the_recordings_noise_sd_and_it_round_trips(gc_recording, tmp_path):

@@ -55,3 +55,22 @@ def write_h5_recording(path, recording: Recording) -> str:
         d.attrs["sampling_rate"] = recording.sampling_rate
         d.attrs["unit"] = recording.unit
     return str(path)
+
+
+def noise_scaled_windows(n: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n events (3-8 noise SDs) and n noise windows from recordings of noise SD 0.5-3."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(600)
+    x, y, sd = [], [], []
+    for label in (1, 0):
+        for _ in range(n):
+            s = rng.uniform(0.5, 3.0)
+            w = rng.normal(0, s, 600)
+            if label:
+                k = np.clip(t - rng.integers(100, 250), 0, None)
+                shape = (1 - np.exp(-k / 8)) * np.exp(-k / 60)
+                w -= rng.uniform(3, 8) * s * shape / shape.max()
+            x.append(w)
+            y.append(label)
+            sd.append(s)
+    return np.asarray(x), np.asarray(y), np.asarray(sd)
