@@ -224,11 +224,8 @@ def training_rows(provenance: dict[str, Any]) -> list[tuple[str, Any]]:
     if isinstance(choice, dict) and choice.get("rule"):  # minidet train's choice for continuous recordings
         from ..train.calibrate import ThresholdChoice
 
-        fields = {k: choice.get(k) for k in ("threshold", "auto", "rule", "smoothing_steps", "peak_prominence",
-                                             "recordings", "table")}
-        fields["roc_optimal"] = float("nan") if choice.get("roc_optimal") is None else float(choice["roc_optimal"])
         try:
-            add("detection threshold", ThresholdChoice(**{k: v for k, v in fields.items() if v is not None}).sentence())
+            add("detection threshold", ThresholdChoice.from_dict(choice).sentence())
         except (TypeError, ValueError, KeyError):
             add("detection threshold", f"{choice.get('threshold')} ({choice.get('rule')})")
     for key in ("date", "created", "created_utc", "trained_at", "timestamp"):

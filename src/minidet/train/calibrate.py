@@ -84,6 +84,14 @@ class ThresholdChoice:
         out["roc_optimal"] = None if not np.isfinite(self.roc_optimal) else round(float(self.roc_optimal), 6)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ThresholdChoice":
+        """The inverse of :meth:`to_dict` (a model's ``provenance["threshold"]``)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields and v is not None}
+        kwargs["roc_optimal"] = float(d["roc_optimal"]) if d.get("roc_optimal") is not None else float("nan")
+        return cls(**kwargs)
+
     def sentence(self) -> str:
         """One line for the terminal and the report."""
         what = ("chosen per recording (auto; confident level "

@@ -658,9 +658,7 @@ class TrainingResult:
 def _threshold_sentence(choice: dict) -> str:
     from .calibrate import ThresholdChoice
 
-    fields = {k: v for k, v in choice.items()}
-    fields["roc_optimal"] = float("nan") if fields.get("roc_optimal") is None else fields["roc_optimal"]
-    return ThresholdChoice(**fields).sentence()
+    return ThresholdChoice.from_dict(choice).sentence()
 
 
 # ----------------------------------------------------------------------------- training
