@@ -11,6 +11,10 @@ that ``minidet detect FILE --plots`` runs, each timed on its own (wall and CPU t
 5. locating the events; 6. measuring them; 7. writing the results (CSV, HDF5, JSON);
 8. the figures and report (``--plots``).
 
+With ``--screen`` it also measures a cascade that is not built: gc's fast pass as a screen,
+the default scoring only within one window of where gc exceeds each screen threshold; it
+prints the share of windows left and the share of the default's events inside them.
+
 For each prediction it also prints the share of windows the fast mode scored and quantiles
 of the scores, which say why a model's fast mode skips little or much: the fast mode only
 skips windows whose score stays below ``warm_threshold`` (3e-4) on a coarse grid.
@@ -107,12 +111,29 @@ def _describe(label: str, raw) -> str:
             f"10/50/90 % = {q[0]:.2g} / {q[1]:.2g} / {q[2]:.2g}; {np.mean(sc > 3e-4):.1%} above the 3e-4 warm threshold")
 
 
+def screen_table(recording) -> None:
+    import minidet
+    from minidet.detection.predict import predict
+
+    result = minidet.detect(recording)  # the default, both passes, as shipped
+    positions = np.asarray(result.events_all["sample"], dtype=float)
+    gc = predict(recording, "gc")
+    scores, stride = np.asarray(gc.scores), float(gc.stride)
+    span = int(round(gc.window_size / stride))  # one window, in strides
+    print(f"\ncascade (not built): gc screen, the default's {positions.size} events")
+    for thr in (3e-4, 1e-3, 1e-2, 5e-2):
+        keep = np.convolve((scores > thr).astype(float), np.ones(2 * span + 1), mode="same") > 0
+        inside = keep[np.clip((positions / stride).astype(int), 0, keep.size - 1)].mean() if positions.size else 1.0
+        print(f"  gc > {thr:g}: {keep.mean():5.1%} of the windows left to score; default's events inside: {inside:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="gc-robust,gc", help="comma-separated bundled models (first: the default)")
     ap.add_argument("--seconds", type=float, default=30.0, help="recording length (s)")
     ap.add_argument("--fs", type=float, default=50_000.0, help="sampling rate (Hz)")
     ap.add_argument("--trace", type=Path, help="use this recording file instead of the simulated trace")
+    ap.add_argument("--screen", action="store_true", help="also measure a gc screen for the default (see above)")
     args = ap.parse_args(argv)
 
     from minidet.recording import Recording
@@ -136,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'total':24s} {total_w:8.2f} {'':6s} {total_c:8.2f}")
             for note in notes:
                 print(f"  - {note}")
+    if args.screen:
+        screen_table(recording)
     return 0
 
 
