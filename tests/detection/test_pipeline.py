@@ -8,7 +8,6 @@ only while the model or :mod:`minidet.detection.predict` is missing.
 from __future__ import annotations
 
 import math
-import sys
 import types
 
 import numpy as np
@@ -277,19 +276,17 @@ def test_unknown_setting_is_refused():
         detect(rec, "gc", prediction=np.zeros(9_400), thresh=0.4)
 
 
-def _fake_predict(monkeypatch, calls, prediction):
-    module = types.ModuleType("minidet.detection.predict")
+def _fake_predictor(calls, prediction):
+    """A predictor for ``detect(..., predictor=)``: records what it was asked, returns ``prediction``."""
 
-    def predict(recording, model, window_size=600, stride=None, event_direction="negative",
-                training_direction=None, resample=True, batch_size=512, device="auto", progress=False,
-                mode="fast"):
+    def predict(recording, model, *, window_size, stride, event_direction, training_direction, resample,
+                batch_size, device, progress, mode, progress_label):
         calls.append(dict(window_size=window_size, stride=stride, event_direction=event_direction,
                           training_direction=training_direction, resample=resample,
-                          batch_size=batch_size, device=device, model=model, mode=mode))
+                          batch_size=batch_size, device=device, model=model, mode=mode, label=progress_label))
         return prediction
 
-    module.predict = predict
-    monkeypatch.setitem(sys.modules, "minidet.detection.predict", module)
+    return predict
 
 
 def _oracle(n, events, window=600):
@@ -309,37 +306,38 @@ def _events_trace(events, n=100_000, sign=-1):
     return x
 
 
-def test_model_metadata_supplies_defaults_that_arguments_override(monkeypatch):
+def test_model_metadata_supplies_defaults_that_arguments_override():
     events = [10_000, 30_000, 50_000, 70_000]
     rec = Recording(_events_trace(events), RATE)
     calls: list = []
-    _fake_predict(monkeypatch, calls, _oracle(rec.n_samples, events))
+    fake = _fake_predictor(calls, _oracle(rec.n_samples, events))
     model = types.SimpleNamespace(metadata={
         "name": "fake", "window_size": 600, "threshold": 0.85, "stride": 20, "event_direction": "negative",
         "training_direction": "positive", "convolve_win": 10, "gradient_convolve_win": None, "resample": True,
     })
-    res = detect(rec, model)
+    res = detect(rec, model, predictor=fake)
     assert calls[-1]["training_direction"] == "positive" and calls[-1]["model"] is model
+    assert calls[-1]["label"] == "predict"
     assert res.settings.threshold == 0.85 and res.settings.convolve_win == 10
     assert res.settings.model == "fake" and calls[-1]["mode"] == "fast"
     assert res.settings.gradient_convolve_win == 20
     assert res.count == 0  # oracle scores 0.8 < the model's threshold 0.85
-    res = detect(rec, model, threshold=0.5, training_direction="negative", batch_size=64)
+    res = detect(rec, model, threshold=0.5, training_direction="negative", batch_size=64, predictor=fake)
     assert calls[-1]["training_direction"] == "negative" and calls[-1]["batch_size"] == 64
     assert res.settings.threshold == 0.5 and res.count == len(events)
     # explicit settings are taken as given; the model only fills what they leave open
-    res = detect(rec, model, settings=DetectSettings(convolve_win=20, threshold=None))
+    res = detect(rec, model, settings=DetectSettings(convolve_win=20, threshold=None), predictor=fake)
     assert res.settings.convolve_win == 20 and res.settings.threshold == 0.85
 
 
-def test_detect_runs_predict_when_no_prediction_is_given(monkeypatch):
+def test_detect_runs_predict_when_no_prediction_is_given():
     events = [10_000, 30_000, 50_000, 70_000]
     x = _events_trace(events, sign=1)
     rec = Recording(x, RATE)
     calls: list = []
-    _fake_predict(monkeypatch, calls, _oracle(rec.n_samples, events))
     model = types.SimpleNamespace(metadata={"window_size": 600, "threshold": 0.5})
-    res = detect(rec, model, event_direction="positive", stride=15, window_size=450, predict_mode="full")
+    res = detect(rec, model, event_direction="positive", stride=15, window_size=450, predict_mode="full",
+                 predictor=_fake_predictor(calls, _oracle(rec.n_samples, events)))
     assert calls[-1]["window_size"] == 450 and calls[-1]["stride"] == 15 and calls[-1]["mode"] == "full"
     assert calls[-1]["event_direction"] == "positive"
     assert res.count == len(events)

@@ -9,7 +9,6 @@ the kept rows when asked for.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -532,35 +531,26 @@ INVERTED_LABEL = "auto threshold (inverted)"
 
 
 def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool,
-                  label: str = PREDICT_LABEL) -> Any:
-    from .predict import predict
+                  label: str = PREDICT_LABEL, predictor: Any = None) -> Any:
+    """One pass of ``predictor`` (:func:`minidet.detection.predict.predict` unless given) with
+    every prediction setting of ``settings``; a predictor takes them all (``**kwargs`` at least)."""
+    if predictor is None:
+        from .predict import predict as predictor
 
-    kwargs = {
-        "window_size": settings.window_size,
-        "stride": settings.stride,
-        "event_direction": settings.event_direction,
-        "training_direction": settings.training_direction,
-        "resample": settings.resample,
-        "batch_size": settings.batch_size,
-        "device": settings.device,
-        "progress": progress,
-        "mode": settings.predict_mode,
-        "progress_label": label,
-    }
-    params = inspect.signature(predict).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return predict(recording, model, **kwargs)
+    return predictor(recording, model, window_size=settings.window_size, stride=settings.stride,
+                     event_direction=settings.event_direction, training_direction=settings.training_direction,
+                     resample=settings.resample, batch_size=settings.batch_size, device=settings.device,
+                     progress=progress, mode=settings.predict_mode, progress_label=label)
 
 
 def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, metadata: dict[str, Any],
-                    prediction: Any, progress: bool) -> tuple[DetectSettings, dict[str, Any]]:
+                    prediction: Any, progress: bool, predictor: Any = None) -> tuple[DetectSettings, dict[str, Any]]:
     """Score the inverted recording and choose the threshold (see :mod:`.autothreshold`)."""
     from .autothreshold import choose_threshold
 
     opposite = "positive" if settings.event_direction == "negative" else "negative"
     mirror = _prediction_trace(_call_predict(recording, model, dataclasses.replace(settings, event_direction=opposite),
-                                             progress, INVERTED_LABEL))
+                                             progress, INVERTED_LABEL, predictor))
     reference = max(AUTO_REFERENCE, float(metadata.get("threshold") or 0.0))
     placeholder = dataclasses.replace(settings, threshold=reference).locate_settings()
     chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)
@@ -599,6 +589,7 @@ def detect(
     progress: bool = False,
     method: str = "miniml",
     method_settings: Any = None,
+    predictor: Any = None,
     **overrides: Any,
 ) -> DetectionResult:
     """Find and measure the events of one recording.
@@ -625,6 +616,12 @@ def detect(
     method_settings
         The classic method's settings (object or dict; its ``event_direction`` defaults
         to ``event_direction``).
+    predictor
+        What scores the windows: a callable with the signature of
+        :func:`minidet.detection.predict.predict` (``predictor(recording, model, window_size=...,
+        stride=..., event_direction=..., training_direction=..., resample=..., batch_size=...,
+        device=..., progress=..., mode=..., progress_label=...)``) returning a prediction;
+        ``None`` -> ``predict``. It is called once, twice with ``threshold="auto"``.
     **overrides
         Any :class:`DetectSettings` field, overriding ``settings`` and the model.
 
@@ -666,11 +663,12 @@ def detect(
     noise_sd = None
     auto = None
     if prediction is None:
-        raw = _call_predict(recording, model_obj, resolved, progress)
+        raw = _call_predict(recording, model_obj, resolved, progress, predictor=predictor)
         noise_sd = getattr(raw, "noise_sd", None)
         prediction = _prediction_trace(raw)
         if resolved.threshold == AUTO:
-            resolved, auto = _auto_threshold(recording, model_obj, resolved, metadata, prediction, progress)
+            resolved, auto = _auto_threshold(recording, model_obj, resolved, metadata, prediction, progress,
+                                                 predictor)
     else:
         prediction = _prediction_trace(prediction)
         if prediction.ndim != 1 or len(prediction) > recording.n_samples:
