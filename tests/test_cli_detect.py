@@ -103,6 +103,7 @@ def test_detect_writes_tables_with_units(cell: Path, tmp_path: Path, oracle) -> 
     result = run(str(cell), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "cell1: 8 events" in result.stdout and str(out) in result.stdout
+    assert "; threshold 0.5 (model gc's default)" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "results.h5", "summary.csv"]
     events = pd.read_csv(out / "events.csv")
     assert len(events) == len(EVENTS)
@@ -124,16 +125,20 @@ def test_model_defaults_fill_unset_options(cell: Path, tmp_path: Path, oracle) -
     stored = read_results(tmp_path / "a")
     assert stored.settings["window_size"] == 600 and stored.settings["threshold"] == 0.5
     assert stored.model["name"] == "gc"
-    assert run(str(cell), "--out", str(tmp_path / "b"), "--threshold", "0.7", "--no-resample").exit_code == 0
+    result_b = run(str(cell), "--out", str(tmp_path / "b"), "--threshold", "0.7", "--no-resample")
+    assert result_b.exit_code == 0
     stored = read_results(tmp_path / "b")
     assert stored.settings["threshold"] == 0.7 and stored.settings["resample"] is False
+    assert "cell1: 8 events, 4 Hz over 2 s; threshold 0.7 (given)" in result_b.stdout
     assert stored.recording["source"] == str(cell) and stored.recording["unit"] == "pA"
     # without --model: the default model, gc-robust, with its threshold chosen for the recording
     from minidet.detection.autothreshold import AUTO_GRID
 
-    assert run(str(cell), "--out", str(tmp_path / "c"), model=None).exit_code == 0
+    result_c = run(str(cell), "--out", str(tmp_path / "c"), model=None)
+    assert result_c.exit_code == 0
     stored = read_results(tmp_path / "c")
     assert stored.model["name"] == "gc-robust" and stored.settings["threshold"] in AUTO_GRID
+    assert f"; threshold {stored.settings['threshold']:g} (auto: chosen for this recording" in result_c.stdout
 
 
 def test_json_is_the_only_thing_on_stdout(cell: Path, tmp_path: Path, oracle) -> None:

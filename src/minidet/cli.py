@@ -302,8 +302,12 @@ def detect(path: str, model: str, method: str, rise_ms: float | None, decay_ms: 
     name = report.writers.recording_name(result.recording)
     if count:
         freq = summary.get("frequency_hz")
+        from .report.notes import threshold_phrase
+
+        phrase = threshold_phrase(result)
         note(f"{name}: {count} event{'s' if count != 1 else ''}, {freq:.4g} Hz over "
-             f"{result.recording.duration_s:.4g} s" + (f" ({len(excluded)} excluded)" if excluded else ""))
+             f"{result.recording.duration_s:.4g} s" + (f" ({len(excluded)} excluded)" if excluded else "")
+             + (f"; {phrase}" if phrase else ""))
     else:
         settings = result.settings.to_dict()
         note(f"{name}: no events found (threshold {settings.get('threshold')}, direction "

@@ -12,7 +12,7 @@ import pytest
 
 from minidet.detection.pipeline import detect
 from minidet.report.html import write_html_report
-from minidet.report.notes import average_breakdown, average_label, capped, threshold_sentence
+from minidet.report.notes import average_breakdown, average_label, capped, threshold_phrase, threshold_sentence
 from report_fakes import make_result
 
 #: events at 10 kHz; the window is 600 samples (60 ms): 5000 has its neighbour 500 samples later
@@ -76,6 +76,10 @@ def test_threshold_source_given_model_and_auto(robust_result, tmp_path: Path) ->
     assert "gc-robust" in sentence and "0.97" in sentence
     text = write_html_report(chosen, tmp_path / "report.html").read_text()
     assert "chosen for this recording" in text and "(chosen)</strong>" in text
+    # the CLI's summary line says the same in a few words
+    assert threshold_phrase(chosen) == "threshold 0.93 (auto: chosen for this recording, estimated F1 0.97)"
+    assert threshold_phrase(from_model) == "threshold 0.5 (model gc's default)"
+    assert threshold_phrase(robust_result).endswith("(given)")
 
 
 def test_average_left_out_counts_follow_the_rule(robust_result, tmp_path: Path) -> None:

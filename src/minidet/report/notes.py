@@ -21,6 +21,7 @@ __all__ = [
     "average_label",
     "average_sentence",
     "capped",
+    "threshold_phrase",
     "threshold_sentence",
     "training_rows",
 ]
@@ -160,6 +161,32 @@ def threshold_sentence(result: Any) -> str:
             float(model_value) == float(threshold):
         return f"Threshold {value}, a fixed value: the model's default."
     return f"Threshold {value}, a fixed value."
+
+
+def threshold_phrase(result: Any) -> str:
+    """The threshold in a few words for one summary line: ``"threshold 0.98 (auto: chosen for
+    this recording, estimated F1 0.95)"``, ``"threshold 0.5 (model gc's default)"``,
+    ``"threshold 0.7 (given)"``; empty for a classic method (it has no probability threshold)."""
+    info = dict(getattr(result, "info", None) or {})
+    if info.get("method") and info.get("method") != "miniml":
+        return ""
+    settings = result.settings.to_dict() if hasattr(result.settings, "to_dict") else {}
+    meta = dict(getattr(result, "model_metadata", None) or {})
+    auto = info.get("auto_threshold")
+    if isinstance(auto, dict) and auto.get("threshold") is not None:
+        chosen = float(auto["threshold"])
+        grid, f1 = list(auto.get("grid") or []), list(auto.get("f1_estimate") or [])
+        est = ""
+        if chosen in grid and len(f1) == len(grid) and isinstance(f1[grid.index(chosen)], (int, float)) \
+                and math.isfinite(f1[grid.index(chosen)]):
+            est = f", estimated F1 {f1[grid.index(chosen)]:.2f}"
+        return f"threshold {chosen:g} (auto: chosen for this recording{est})"
+    threshold = settings.get("threshold")
+    if threshold is None:
+        return ""
+    why = {"given": "given", "default": "minidet's default",
+           "model": f"model {meta.get('name') or '?'}'s default"}.get(info.get("threshold_source"), "fixed")
+    return f"threshold {_num(threshold)} ({why})"
 
 
 # ------------------------------------------------------------------ model card
