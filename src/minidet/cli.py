@@ -39,6 +39,8 @@ _CLI_NAMES = (
     (re.compile(r"(?<![-\w])window_size\b"), "--window-size"),
     (re.compile(r"\bstride=(?=\d)"), "--stride "),
     (re.compile(r"(?<![-\w])stride must\b"), "--stride must"),
+    (re.compile(r"(?<![-\w])threshold must be (.*?), None or 'auto'"), r"--threshold must be \1 or 'auto'"),
+    (re.compile(r"(?<![-\w])threshold must\b"), "--threshold must"),
 )
 
 

@@ -42,6 +42,7 @@ from scipy.ndimage import correlate1d, maximum_filter1d
 
 from ..errors import ParameterError
 from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
+from ..params import check as check_param
 from ..windows import default_stride
 
 __all__ = [
@@ -156,10 +157,8 @@ class LocateSettings:
     peak_prominence: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.window_size, bool) or not isinstance(self.window_size, (int, np.integer)) or self.window_size < 30:
-            raise ParameterError(f"window_size must be an integer >= 30 samples, got {self.window_size!r}")
-        if not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
-            raise ParameterError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
+        check_param("window_size", self.window_size)
+        check_param("threshold", self.threshold, also=())  # a number by now: 'auto' is resolved before
         if isinstance(self.peak_w, bool) or not isinstance(self.peak_w, (int, np.integer)) or self.peak_w < 1:
             raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
         if self.stride is not None and not (
@@ -169,8 +168,7 @@ class LocateSettings:
         _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
         if self.gradient_convolve_win is not None:
             _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
-        if not (isinstance(self.filter_factor, (int, float)) and math.isfinite(self.filter_factor) and self.filter_factor > 3):
-            raise ParameterError(f"filter_factor must be a number > 3 (cut-off below Nyquist), got {self.filter_factor!r}")
+        check_param("filter_factor", self.filter_factor)
         if not (isinstance(self.rel_prom_cutoff, (int, float)) and 0 < self.rel_prom_cutoff <= 1):
             raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
         direction_sign(self.event_direction)

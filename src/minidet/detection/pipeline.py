@@ -20,7 +20,8 @@ import pandas as pd
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
-from ..windows import MIN_WINDOW_SIZE, default_stride
+from ..params import check as check_param
+from ..windows import default_stride
 from ..measure.kinetics import KINETICS_METHODS, MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
@@ -162,17 +163,12 @@ class DetectSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ParameterError(f"model must be a model name or file path, got {self.model!r}")
-        if not _is_int(self.window_size) or self.window_size < MIN_WINDOW_SIZE:
-            raise ParameterError(
-                f"window_size must be an integer >= {MIN_WINDOW_SIZE} samples, got {self.window_size!r}")
+        check_param("window_size", self.window_size)
         if self.stride is not None and (not _is_int(self.stride) or not 1 <= self.stride <= self.window_size):
             raise ParameterError(
                 f"stride must be an integer from 1 to window_size ({self.window_size}) samples or None, got {self.stride!r}"
             )
-        if self.threshold is not None and self.threshold != AUTO and not (
-            isinstance(self.threshold, (int, float, np.floating)) and not isinstance(self.threshold, bool) and 0 < self.threshold < 1
-        ):
-            raise ParameterError(f"threshold must be a number in (0, 1), 'auto' or None, got {self.threshold!r}")
+        check_param("threshold", self.threshold)
         direction_sign(self.event_direction)
         if self.training_direction is not None and self.training_direction not in ("negative", "positive"):
             raise ParameterError(
@@ -183,9 +179,7 @@ class DetectSettings:
         _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
         if self.gradient_convolve_win is not None:
             _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
-        if not (isinstance(self.filter_factor, (int, float)) and not isinstance(self.filter_factor, bool)
-                and math.isfinite(self.filter_factor) and self.filter_factor > 3):
-            raise ParameterError(f"filter_factor must be a number > 3, got {self.filter_factor!r}")
+        check_param("filter_factor", self.filter_factor)
         if not (isinstance(self.rel_prom_cutoff, (int, float)) and not isinstance(self.rel_prom_cutoff, bool)
                 and 0 < self.rel_prom_cutoff <= 1):
             raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
+from ..params import check as check_param
 from ..recording import Recording
 from ..detection.locate import _check_hann_size, _filter_margin, analysis_filter, direction_sign, filter_range
 
@@ -108,11 +109,9 @@ class MeasureSettings:
     def __post_init__(self) -> None:
         if self.kinetics_method not in KINETICS_METHODS:
             raise ParameterError(f"kinetics_method must be one of {KINETICS_METHODS}, got {self.kinetics_method!r}")
-        if isinstance(self.window_size, bool) or not isinstance(self.window_size, (int, np.integer)) or self.window_size < 30:
-            raise ParameterError(f"window_size must be an integer >= 30 samples, got {self.window_size!r}")
+        check_param("window_size", self.window_size)
         _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
-        if not (isinstance(self.filter_factor, (int, float)) and self.filter_factor > 2):
-            raise ParameterError(f"filter_factor must be a number > 2 (cut-off below Nyquist), got {self.filter_factor!r}")
+        check_param("filter_factor", self.filter_factor)
         direction_sign(self.event_direction)
         if not (0 < self.rise_low < self.rise_high < 1):
             raise ParameterError(
