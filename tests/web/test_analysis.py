@@ -176,6 +176,39 @@ def test_unsaved_work_is_offered_back_after_a_crash(session: AnalysisSession, fo
     assert AnalysisSession([folder], state_dir=session.state_dir).open(str(folder / "cell.h5"))["offer"] is None
 
 
+def test_results_keep_their_own_settings_and_are_offered_on_reopening(session: AnalysisSession, folder: Path) -> None:
+    from minidet import detect, load
+    from minidet.report import write_results
+
+    session.open(str(folder / "cell.h5"))
+    assert session.state()["saved_results"] is None
+    analyze(session, window_size=480, rel_prom_cutoff=0.4, peak_w=7)
+    n = session.state()["result"]["n_events"]
+    session.set_excluded([1], True)
+    out = session.save()["folder"]
+    # reopening the recording offers the saved results, with what they hold
+    again = AnalysisSession([folder], out_dir=folder / "results", state_dir=session.state_dir)
+    state = again.open(str(folder / "cell.h5"))
+    found = state["saved_results"]
+    assert state["result"] is None and found["folder"] == out
+    assert found["n_events"] == n and found["n_kept"] == n - 1 and found["model"] == session.result.settings.model
+    # opening them brings the results' own settings, not the defaults, and says where from
+    state = again.open(found["folder"])
+    settings = state["result"]["settings"]
+    assert (settings["window_size"], settings["rel_prom_cutoff"], settings["peak_w"]) == (480, 0.4, 7)
+    assert state["result"]["origin"] == "results" and state["result"]["opened_from"] == out
+    assert state["saved_results"] is None
+    # other reader options are another recording: not offered
+    assert again.open(str(folder / "cell.h5"), {"skip_start_s": "0.1"})["saved_results"] is None
+    # results `minidet detect` wrote next to the recording (its default folder) are found too
+    result = detect(load(folder / "cell.h5"), method="deconvolution", window_size=520)
+    write_results(result, folder / "minidet-results" / "cell")
+    other = AnalysisSession([folder], out_dir=folder / "elsewhere", state_dir=session.state_dir)
+    found = other.open(str(folder / "cell.h5"))["saved_results"]
+    assert found["folder"] == str((folder / "minidet-results" / "cell").resolve())
+    assert other.open(found["folder"])["result"]["settings"]["window_size"] == 520
+
+
 def test_discarding_the_offer_and_changed_files(session: AnalysisSession, folder: Path) -> None:
     session.open(str(folder / "cell.h5"))
     analyze(session)

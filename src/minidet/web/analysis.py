@@ -419,6 +419,8 @@ class AnalysisSession:
         self.opened_from: Path | None = None
         self.journal: Journal | None = None
         self.offer: dict[str, Any] | None = None
+        self.saved_results: dict[str, Any] | None = None  # results folder found for this recording
+        self.result_origin: str | None = None  # "analysis" | "results" | "recovered"
         self.generation = 0
         self.snapshot_current = False
 
@@ -448,6 +450,7 @@ class AnalysisSession:
                 "steps": self.steps,
                 "reader": self.reader,
                 "offer": self.offer,
+                "saved_results": self.saved_results,
                 "unsaved": self.unsaved,
                 "dirty": result is not None and (self.unsaved > 0 or not self.analysis_saved),
                 "can_undo": bool(self.history),
@@ -473,6 +476,7 @@ class AnalysisSession:
                     "method": (result.info or {}).get("method", "miniml"),
                     "has_prediction": result.prediction is not None,
                     "opened_from": str(self.opened_from) if self.opened_from else None,
+                    "origin": self.result_origin,
                     "charge_unit": writers.charge_unit(rec.unit) if rec is not None else "",
                 }
             return out
@@ -557,6 +561,7 @@ class AnalysisSession:
         self._set_recording(processed)
         self.journal = Journal(self.state_dir, source, reader)
         self.offer = self._offer()
+        self.saved_results = self._find_saved_results()
 
     def _set_recording(self, processed: Recording) -> None:
         self.recording = processed
@@ -587,8 +592,10 @@ class AnalysisSession:
         original, processed = self._load(source, reader, steps)
         self._install(source, reader, original, processed, steps)
         self._adopt(stored, excluded=None)
+        self.result_origin = "results"
         self.opened_from = results_file.parent
         self.saved_to = results_file.parent
+        self.saved_results = None
 
     def _adopt(self, stored: Any, excluded: Iterable[int] | None) -> None:
         """Make a stored result (read from results.h5) the current one, on the current recording."""
@@ -627,6 +634,61 @@ class AnalysisSession:
         self.unsaved = 0
         self.snapshot_current = False  # the recovery folder does not hold this result yet
 
+    def _results_candidates(self) -> list[Path]:
+        """Where results of the open recording may be: the app's default folder for it, and
+        ``minidet-results/<name>`` next to the recording and in the current folder (where
+        ``minidet detect`` writes without ``--out``)."""
+        name = writers.recording_name(self.original)
+        out = [self.out_dir / name]
+        if self.source is not None:
+            out.append(self.source.parent / "minidet-results" / name)
+        out.append(Path.cwd() / "minidet-results" / name)
+        unique: list[Path] = []
+        for p in out:
+            if p.resolve() not in unique:
+                unique.append(p.resolve())
+        return unique
+
+    def _find_saved_results(self) -> dict[str, Any] | None:
+        """The saved results of the open recording (same file, same reader options), if any.
+
+        Results written by the app record the reader options exactly; for those of
+        ``minidet detect`` only the file is compared (opening them reads the recording with
+        the options they record).
+        """
+        if self.source is None:
+            return None
+        for folder in self._results_candidates():
+            try:
+                folder = self.allowed_path(folder)
+            except HTTPError:
+                continue
+            results_file = find_results_file(folder)
+            if results_file is None:
+                continue
+            try:
+                stored = writers.read_results(results_file, load_prediction=False)
+                source = stored.recording.get("source")
+                if not source or Path(source).resolve() != self.source.resolve():
+                    continue
+                meta = stored.recording.get("metadata") or {}
+                if isinstance(meta.get("reader_options"), dict) and meta["reader_options"] != self.reader:
+                    continue
+                mtime = results_file.stat().st_mtime
+            except (MinidetError, OSError, KeyError, ValueError) as exc:
+                log.info("not offering %s: %s", results_file, exc)
+                continue
+            excluded = stored.events["excluded"].to_numpy(bool) if "excluded" in stored.events else np.zeros(0, bool)
+            return {
+                "folder": str(results_file.parent),
+                "updated": datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds"),
+                "n_events": int(len(stored.events)),
+                "n_kept": int(len(stored.events) - excluded.sum()),
+                "model": stored.settings.get("model") or stored.model.get("name"),
+                "steps": list(meta.get("preprocessing") or []),
+            }
+        return None
+
     def _offer(self) -> dict[str, Any] | None:
         data = self.journal.read() if self.journal is not None else None
         if data is None:
@@ -655,6 +717,7 @@ class AnalysisSession:
                 self._set_recording(processed)
             stored = writers.read_results(journal.snapshot_path)
             self._adopt(stored, excluded=data.get("excluded") or [])
+            self.result_origin = "recovered"
             self.snapshot_current = True
             self.analysis_saved = False
             self.unsaved = len(data.get("excluded") or [])
@@ -698,6 +761,7 @@ class AnalysisSession:
             self.steps = [dict(s) for s in processed.metadata.get(preprocess.METADATA_KEY, [])]
             self._set_recording(processed)
             self.result = None
+            self.result_origin = None
             self.prediction_envelope = None
             self.history = []
             self.unsaved = 0
@@ -775,6 +839,7 @@ class AnalysisSession:
                 if generation != self.generation:
                     raise AnalysisCancelled()
                 self._set_result(result)
+                self.result_origin = "analysis"
                 self.analysis_saved = False
                 self.opened_from = None
                 self.saved_to = None
@@ -968,6 +1033,7 @@ class AnalysisSession:
             report.prepare_output_dir(target, report.output_files(plots=plots), force=force or own)
             written = report.write_results(result, target, plots=plots, save_prediction=result.prediction is not None)
             self.saved_to = target
+            self.saved_results = None
             self.unsaved = 0
             self.analysis_saved = True
             if self.journal is not None:

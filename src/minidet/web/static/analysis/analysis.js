@@ -42,12 +42,12 @@ async function api(url, payload) {
   }
 }
 
-function flash(text, isError) {
+function flash(text, isError, ms) {
   const el = $("status");
   el.textContent = text;
   el.className = "status show" + (isError ? " error" : "");
   clearTimeout(flash.timer);
-  flash.timer = setTimeout(() => { el.className = "status"; }, isError ? 7000 : 2500);
+  flash.timer = setTimeout(() => { el.className = "status"; }, ms || (isError ? 7000 : 2500));
 }
 
 function fail(err) { flash(err.message || String(err), true); }
@@ -494,6 +494,7 @@ async function loadState(fresh) {
   renderHeader();
   renderSteps();
   renderOffer();
+  renderSavedOffer();
   const recChanged = !prev || !prev.open || !st.open || !prev.recording ||
     prev.recording.source !== st.recording.source || prev.recording.n_samples !== st.recording.n_samples ||
     JSON.stringify(prev.steps) !== JSON.stringify(st.steps);
@@ -512,6 +513,8 @@ async function loadState(fresh) {
   if (recChanged || resultKey !== A.resultKey) {
     A.resultKey = resultKey;
     A.cache = null;  // the prediction changed
+    if (st.result && (st.result.origin === "results" || st.result.origin === "recovered")) applyResultSettings(st.result);
+    else if (st.result && !prev) selectModel(st.result);  // a reloaded tab: at least the model and method
     await loadResult();
   }
   $("analyze").disabled = !st.open || st.job.state === "running";
@@ -544,6 +547,10 @@ function renderHeader() {
   } else {
     dirty.hidden = true;
   }
+  const where = $("saved-where");
+  where.hidden = !(st.saved_to && !st.dirty);
+  where.textContent = st.saved_to ? `saved in ${st.saved_to}` : "";
+  where.title = st.saved_to || "";
   $("save-btn").disabled = !st.result;
   $("save-btn").classList.toggle("primary", !!st.dirty);
   $("undo").disabled = !st.can_undo;
@@ -556,6 +563,26 @@ function renderOffer() {
   const steps = o.steps.length ? `; pre-processing: ${o.steps.map(stepText).join(", ")}` : "";
   $("offer-text").textContent = `Unsaved work on this recording from ${new Date(o.updated).toLocaleString()}: ` +
     `${o.n_events} events, ${o.n_excluded} removed by hand (model ${o.model})${steps}.`;
+}
+
+function renderSavedOffer() {
+  const o = A.state.saved_results;
+  const show = !!o && A.dismissedSaved !== o.folder;
+  $("saved-offer").hidden = !show;
+  if (!show) return;
+  const steps = o.steps.length ? `; pre-processing: ${o.steps.map(stepText).join(", ")}` : "";
+  $("saved-offer-text").textContent = `This recording has saved results in ${o.folder} ` +
+    `(${new Date(o.updated).toLocaleString()}): ${o.n_kept} of ${o.n_events} events kept, model ${o.model}${steps}.`;
+}
+
+async function openSavedResults() {
+  const o = A.state.saved_results;
+  if (!o) return;
+  if (A.state.dirty && !confirm("The current analysis is not saved (its work is kept for this recording). Open the saved results instead?")) return;
+  try {
+    await loadState(await api("/api/open", { path: o.folder }));
+    flash("opened the results in " + o.folder);
+  } catch (e) { fail(e); }
 }
 
 // ------------------------------------------------------------------ pre-processing
@@ -668,8 +695,49 @@ function showModelDefaults() {
   if (m) $("model").title = m.description || "";
 }
 
+function selectModel(result) {
+  const s = result.settings;
+  const method = result.method || "miniml";
+  if ([...$("method").options].some((o) => o.value === method)) $("method").value = method;
+  if (method === "miniml" && s.model) {
+    if (A.models.some((m) => m.name === s.model)) $("model").value = s.model;
+    else { $("model").value = "__file__"; $("model-file").value = s.model; }
+  }
+}
+
+// the settings panel takes the settings and model a result was made with (a results folder
+// or restored work), so that Analyze repeats them rather than the model's defaults
+function applyResultSettings(result) {
+  const s = result.settings;
+  selectModel(result);
+  for (const k of SETTING_KEYS) {
+    const v = s[k];
+    $("s-" + k).value = v === null || v === undefined ? "" : String(v);
+  }
+  $("s-resample").checked = s.resample !== false;
+  A.extraSettings = {};  // settings the panel has no field for
+  for (const k of ["predict_mode", "kinetics_method"]) if (s[k] !== undefined && s[k] !== null) A.extraSettings[k] = s[k];
+  showModelDefaults();
+  const model = result.method && result.method !== "miniml" ? `method ${result.method}` : `model ${s.model}`;
+  showSettingsNote(result.origin === "results" ? `Settings and ${model} of the results in ${result.opened_from}.`
+    : `Settings and ${model} of the restored analysis.`);
+}
+
+function showSettingsNote(text) {
+  $("settings-note").hidden = !text;
+  $("settings-note-text").textContent = text || "";
+}
+
+function resetSettings() {
+  for (const k of SETTING_KEYS) $("s-" + k).value = "";
+  $("s-resample").checked = true;
+  A.extraSettings = {};
+  showSettingsNote(null);
+  showModelDefaults();
+}
+
 function analysisSettings() {
-  const settings = {};
+  const settings = Object.assign({}, A.extraSettings || {});
   for (const k of SETTING_KEYS) {
     const v = $("s-" + k).value.trim();
     if (v !== "") settings[k] = v;
@@ -1166,7 +1234,8 @@ async function save() {
     A.state = st;
     renderHeader();
     document.body.dataset.saved = st.folder;
-    flash(`saved to ${st.folder} (${st.written.filter((n) => !n.endsWith(".png")).join(", ")})`);
+    flash(`saved to ${st.folder}: ${st.written.filter((n) => !n.endsWith(".png")).join(", ")}` +
+      (st.written.some((n) => n.endsWith(".png")) ? " and the figures" : ""), false, 8000);
   } catch (e) { fail(e); }
 }
 
@@ -1236,6 +1305,9 @@ async function main() {
   $("save-btn").onclick = showSave;
   $("save-go").onclick = save;
   $("offer-restore").onclick = async () => { try { await loadState(await api("/api/recover", { action: "restore" })); flash("unsaved work restored"); } catch (e) { fail(e); } };
+  $("saved-open").onclick = openSavedResults;
+  $("saved-dismiss").onclick = () => { A.dismissedSaved = A.state.saved_results && A.state.saved_results.folder; renderSavedOffer(); };
+  $("settings-reset").onclick = resetSettings;
   $("offer-discard").onclick = async () => {
     if (!confirm("Discard the kept analysis and its edits for good?")) return;
     try { await loadState(await api("/api/recover", { action: "discard" })); } catch (e) { fail(e); }
@@ -1272,13 +1344,9 @@ async function main() {
     msel.innerHTML = A.models.map((m) => `<option value="${m.name}">${m.name}</option>`).join("") + '<option value="__file__">model file…</option>';
     if (A.models.some((m) => m.name === models.default)) msel.value = models.default;
     $("method").innerHTML = models.methods.map((m) => `<option value="${m}">${m === "miniml" ? "miniML model" : m}</option>`).join("");
-    if (st.result && st.result.settings) {
-      const known = A.models.some((m) => m.name === st.result.settings.model);
-      if (known) msel.value = st.result.settings.model;
-      if (st.result.method && st.result.method !== "miniml") $("method").value = st.result.method;
-    }
     showModelDefaults();
     await loadState(st);
+    showModelDefaults();
   } catch (e) { fail(e); }
   document.body.dataset.ready = "1";
 }
