@@ -118,6 +118,32 @@ def test_open_preprocess_analyze_edit_save(session: AnalysisSession, folder: Pat
     after = session.stats()
     assert after["n_kept"] == n - 2 and after["summary"]["count"] == n - 2
     assert sum(after["histograms"][0]["counts"]) == n - 2
+    # cumulative distributions of the kept events' amplitudes and intervals (ms)
+    cum = {c["column"]: c for c in after["cumulative"]}
+    kept = ~np.asarray(events["excluded"]) & ~np.isin(np.arange(n), [2, 5])
+    amplitudes = np.sort(np.asarray(events["amplitude"])[kept])
+    assert np.allclose(cum["amplitude"]["values"], amplitudes, atol=1e-4) and cum["amplitude"]["n"] == n - 2
+    assert cum["amplitude"]["fraction"][-1] == 1.0 and np.all(np.diff(cum["amplitude"]["fraction"]) > 0)
+    intervals = np.sort(np.diff(np.sort(np.asarray(events["time_s"])[kept]))) * 1e3
+    assert cum["interval_s"]["unit"] == "ms" and np.allclose(cum["interval_s"]["values"], intervals, atol=1e-5)
+    import minidet.web.analysis as analysis_module
+
+    points = analysis_module.CUMULATIVE_POINTS
+    analysis_module.CUMULATIVE_POINTS = 5  # long recordings: rank-spaced points, ends kept
+    try:
+        few = {c["column"]: c for c in session.stats()["cumulative"]}["amplitude"]
+    finally:
+        analysis_module.CUMULATIVE_POINTS = points
+    assert len(few["values"]) == 5 and few["fraction"][-1] == 1.0 and few["n"] == n - 2
+    assert few["values"][0] == pytest.approx(amplitudes[0], abs=1e-4) and few["values"][-1] == pytest.approx(amplitudes[-1], abs=1e-4)
+    # the decay fit on the average event: the curve behind the summary's tau
+    fit = after["average"]["fit"]
+    assert fit["tau_ms"] == pytest.approx(after["summary"]["tau_decay_s"] * 1e3)
+    assert fit["tau_ms"] == pytest.approx(1.35, rel=0.35)  # the synthetic events decay with 1.35 ms
+    avg_t, avg_y = np.asarray(after["average"]["t_ms"]), np.asarray(after["average"]["y"])
+    fit_y = np.asarray(fit["y"])
+    assert len(fit["t_ms"]) == len(fit_y) and np.allclose(fit["t_ms"], avg_t[-len(fit_y):])
+    assert np.abs(fit_y - avg_y[-len(fit_y):]).mean() < 0.1 * np.abs(avg_y).max()
     assert session.undo()["n_kept"] == n
     session.set_excluded([3], True)
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from minidet import examples
 from minidet.report import read_results
@@ -150,6 +151,73 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
     print(f"\nscreenshots: {ARTIFACTS / 'analysis-main.png'}, {ARTIFACTS / 'analysis-event.png'}")
 
 
+def data(driver, element_id: str, key: str):
+    return driver.execute_script(f"return document.getElementById('{element_id}').dataset.{key}")
+
+
+def check_statistics_plots(browser, n: int, downloads: Path) -> None:
+    """Histograms with ticks on both axes (counts on y), cumulative amplitude and interval
+    plots, the decay fit on the average event, and the PNG figure export."""
+    import json
+
+    stats = browser.execute_script("return A.stats")
+    shown = [hg for hg in stats["histograms"] if hg["column"] in ("amplitude", "rise_time_s", "half_decay_s", "interval_s")]
+    assert len(shown) == 4
+    for hg in shown:
+        canvas = "h-" + hg["column"]
+        xticks, yticks = json.loads(data(browser, canvas, "xticks")), json.loads(data(browser, canvas, "yticks"))
+        assert len(xticks) >= 3 and xticks[0] >= hg["edges"][0] - 1e-9 and xticks[-1] <= hg["edges"][-1] + 1e-9
+        assert yticks[0] == 0 and all(float(v).is_integer() for v in yticks) and yticks[-1] <= max(hg["counts"])
+        assert len(yticks) >= 2
+    for column in ("amplitude", "interval_s"):
+        cum = next(c for c in stats["cumulative"] if c["column"] == column)
+        assert cum["n"] == (n if column == "amplitude" else n - 1) and cum["fraction"][-1] == 1
+        assert json.loads(data(browser, "c-" + column, "yticks"))[0] == 0
+    assert float(data(browser, "average", "fit")) == pytest.approx(stats["summary"]["tau_decay_s"] * 1e3)
+    assert "decay fit" in text(browser, "avg-cap")
+    browser.execute_script("document.getElementById('c-interval_s').scrollIntoView()")
+    screenshot(browser, "analysis-stats.png")
+    # the figure export: one PNG download with every plot, at twice the screen resolution
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.find_element("id", "export-fig").click()
+    png = downloads / "cell-statistics.png"
+    wait_for(lambda: png.is_file() and png.stat().st_size > 20_000, what="the figure download")
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == 2400 and int.from_bytes(head[20:24], "big") == 2 * (34 + 750)
+
+
+def check_fixed_viewer_scale(browser) -> None:
+    """With 'fixed y scale' the event viewer keeps one y range from event to event."""
+    from selenium.webdriver.common.keys import Keys
+
+    body = browser.find_element("tag name", "body")
+
+    def viewer_range():
+        return data(browser, "viewer", "ylo"), data(browser, "viewer", "yhi")
+
+    ranges = set()
+    for _ in range(3):  # free scale: each event its own range
+        title = text(browser, "ev-title")
+        body.send_keys(Keys.ARROW_RIGHT)
+        wait_for(lambda: text(browser, "ev-title") != title, what="the next event")
+        settled(browser)
+        ranges.add(viewer_range())
+    assert len(ranges) > 1
+    browser.find_element("id", "ev-lock-y").click()
+    fixed = viewer_range()
+    for _ in range(3):
+        title = text(browser, "ev-title")
+        body.send_keys(Keys.ARROW_RIGHT)
+        wait_for(lambda: text(browser, "ev-title") != title, what="the next event")
+        settled(browser)
+        assert viewer_range() == fixed
+    browser.find_element("id", "ev-lock-y").click()
+    assert viewer_range() != fixed
+    body.send_keys(Keys.HOME)
+
+
 def _alert(driver):
     from selenium.common.exceptions import NoAlertPresentException
 
@@ -202,6 +270,8 @@ def test_reopened_recording_offers_its_results_with_their_settings(browser, tmp_
         assert not browser.find_element("id", "saved-offer").is_displayed()
         assert f"saved in {out}" in text(browser, "saved-where")
         screenshot(browser, "analysis-results.png")
+        check_statistics_plots(browser, n, tmp_path / "downloads")
+        check_fixed_viewer_scale(browser)
         # Analyze repeats them
         browser.find_element("id", "analyze").click()
         wait_for(lambda: browser.execute_script("return document.body.dataset.job") == "done", timeout=120,

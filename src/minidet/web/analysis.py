@@ -69,6 +69,8 @@ _HISTOGRAMS = (  # column, label, factor (to the shown unit), unit ("" -> the re
     ("interval_s", "interval", 1e3, "ms"),
     ("score", "score", 1.0, ""),
 )
+_CUMULATIVE = (("amplitude", "amplitude", 1.0, ""), ("interval_s", "inter-event interval", 1e3, "ms"))
+CUMULATIVE_POINTS = 1000  # points of a cumulative distribution sent to the page (rank-spaced)
 
 
 def default_state_dir() -> Path:
@@ -985,7 +987,11 @@ class AnalysisSession:
         }
 
     def stats(self) -> dict[str, Any]:
-        """Summary statistics, the average event and histograms of the kept events."""
+        """Summary statistics, the average event with its decay fit, histograms and cumulative
+        distributions (amplitude, inter-event interval) of the kept events."""
+        from ..detection.locate import direction_sign
+        from ..measure.summary import fit_decay
+
         with self._lock:
             result = self._require_result()
         rec = result.recording
@@ -1010,14 +1016,35 @@ class AnalysisSession:
                 counts, edges = np.zeros(0, np.int64), np.zeros(0)
             histograms.append({"column": col, "label": label, "unit": unit, "counts": counts,
                                "edges": _rounded(edges, 9), "n": int(values.size)})
+        average: dict[str, Any] = {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals),
+                                   "fit": None}
+        fit = fit_decay(avg, rec.sampling_rate, result.settings.window_size, int(summary.get("n_average") or 0),
+                        direction_sign(result.settings.event_direction)) if len(kept) else None
+        if fit is not None and fit.tau_s > 0:  # the fit behind summary's tau_decay_s
+            average["fit"] = {"t_ms": _rounded(np.asarray(t)[fit.start:] * 1e3, 4),
+                              "y": _rounded(fit.curve(avg.size, rec.sampling_rate), self.decimals),
+                              "tau_ms": fit.tau_s * 1e3}
+        cumulative = []
+        for col, label, factor, unit in _CUMULATIVE:
+            values = np.sort(columns.get(col, np.zeros(0)) * factor)
+            values = values[np.isfinite(values)]
+            n = int(values.size)
+            fraction = np.arange(1, n + 1) / max(1, n)
+            if values.size > CUMULATIVE_POINTS:  # evenly spaced in rank, the last one kept
+                pick = np.unique(np.linspace(0, values.size - 1, CUMULATIVE_POINTS).round().astype(np.int64))
+                values, fraction = values[pick], fraction[pick]
+            cumulative.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
+                               "values": _rounded(values, 9), "fraction": _rounded(fraction, 6),
+                               "n": n})
         return {
             "summary": writers.jsonable(summary),
             "n_kept": int(result.count),
             "n_events": int(len(result.events_all)),
             "unit": rec.unit,
             "charge_unit": writers.charge_unit(rec.unit),
-            "average": {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals)},
+            "average": average,
             "histograms": histograms,
+            "cumulative": cumulative,
         }
 
     # ------------------------------------------------------------------ saving
