@@ -1169,12 +1169,14 @@ function drawAverage(canvas, avg, unit, size, title) {
   ctx.fillStyle = COLORS.axis; ctx.textAlign = "right"; ctx.textBaseline = "top"; ctx.font = "10px system-ui, sans-serif";
   ctx.fillText("ms", box.x - 4, box.y + box.h + 4);
   if (fit) {
-    ctx.fillStyle = COLORS.selected; ctx.font = "11px system-ui, sans-serif";
-    ctx.fillText(`fit τ ${sig(fit.tau_ms, 3)} ms`, box.x + box.w - 2, box.y + 2);
+    // in the empty corner: below the baseline for negative events, above it for positive ones
+    const below = Math.abs(lo) > Math.abs(hi);
+    ctx.fillStyle = COLORS.selected; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = below ? "bottom" : "top";
+    ctx.fillText(`fit τ ${sig(fit.tau_ms, 3)} ms`, box.x + box.w - 2, below ? box.y + box.h - 2 : box.y + 2);
   }
   canvas.dataset.fit = fit ? String(fit.tau_ms) : "";
   const ext = Math.abs(lo) > Math.abs(hi) ? Math.min(...ys) : Math.max(...ys);
-  if (!size) $("avg-cap").textContent = `average event: peak ${sig(ext, 3)} ${unit}` + (fit ? "; decay fit (dashed)" : "");
+  if (!size) $("avg-cap").textContent = `average event: peak ${sig(ext, 3)} ${unit}` + (fit ? " · decay fit dashed" : "");
 }
 
 function drawHistogram(canvas, hg, size) {
