@@ -226,10 +226,16 @@ def test_results_keep_their_own_settings_and_are_offered_on_reopening(session: A
     assert state["saved_results"] is None
     # other reader options are another recording: not offered
     assert again.open(str(folder / "cell.h5"), {"skip_start_s": "0.1"})["saved_results"] is None
+    # results saved into a folder of the person's choosing are found again too (the state folder notes it)
+    again.open(out)
+    again.set_excluded([2], True)
+    again.save(str(folder / "chosen"))
+    state = AnalysisSession([folder], out_dir=folder / "results", state_dir=session.state_dir).open(str(folder / "cell.h5"))
+    assert state["saved_results"]["folder"] == str(folder / "chosen") and state["saved_results"]["n_kept"] == n - 2
     # results `minidet detect` wrote next to the recording (its default folder) are found too
     result = detect(load(folder / "cell.h5"), method="deconvolution", window_size=520)
     write_results(result, folder / "minidet-results" / "cell")
-    other = AnalysisSession([folder], out_dir=folder / "elsewhere", state_dir=session.state_dir)
+    other = AnalysisSession([folder], out_dir=folder / "elsewhere", state_dir=folder.parent / "other-state")
     found = other.open(str(folder / "cell.h5"))["saved_results"]
     assert found["folder"] == str((folder / "minidet-results" / "cell").resolve())
     assert other.open(found["folder"])["result"]["settings"]["window_size"] == 520

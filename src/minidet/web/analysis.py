@@ -55,6 +55,7 @@ MAX_PIXELS = 8000
 VIEWER_POINTS = 4000
 EDITS_FILE = "edits.json"
 SNAPSHOT_FILE = "results.h5"
+SAVED_DIR = "saved"  # in the state folder: where each recording's results were last saved
 
 # settings the page may send, with their types (everything detect takes)
 _INT_SETTINGS = ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
@@ -272,9 +273,29 @@ class Journal:
 
     def __init__(self, state_dir: Path, source: Path, reader: dict[str, Any]) -> None:
         key = json.dumps({"source": str(source), "reader": reader}, sort_keys=True)
-        self.folder = Path(state_dir) / hashlib.sha256(key.encode()).hexdigest()[:20]
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        self.folder = Path(state_dir) / digest
+        # where this recording's results were last saved (outlives the unsaved work)
+        self.saved_path = Path(state_dir) / SAVED_DIR / f"{digest}.json"
         self.source = source
         self.reader = reader
+
+    def remember_saved(self, folder: Path) -> None:
+        """Note the results folder the work was saved into, for the next opening."""
+        try:
+            self.saved_path.parent.mkdir(parents=True, exist_ok=True)
+            with writers.atomic_write(self.saved_path) as handle:
+                handle.write(json.dumps({"source": str(self.source), "reader": self.reader, "folder": str(folder),
+                                         "saved": _now()}))
+        except OSError as exc:  # only the offer on reopening is lost
+            log.warning("could not note where %s was saved: %s", self.source, exc)
+
+    def saved_folder(self) -> Path | None:
+        try:
+            data = json.loads(self.saved_path.read_text(encoding="utf-8"))
+            return Path(data["folder"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def edits_path(self) -> Path:
@@ -637,11 +658,12 @@ class AnalysisSession:
         self.snapshot_current = False  # the recovery folder does not hold this result yet
 
     def _results_candidates(self) -> list[Path]:
-        """Where results of the open recording may be: the app's default folder for it, and
-        ``minidet-results/<name>`` next to the recording and in the current folder (where
-        ``minidet detect`` writes without ``--out``)."""
+        """Where results of the open recording may be: where the app last saved them, the
+        app's default folder for it, and ``minidet-results/<name>`` next to the recording and
+        in the current folder (where ``minidet detect`` writes without ``--out``)."""
         name = writers.recording_name(self.original)
-        out = [self.out_dir / name]
+        remembered = self.journal.saved_folder() if self.journal is not None else None
+        out = ([remembered] if remembered is not None else []) + [self.out_dir / name]
         if self.source is not None:
             out.append(self.source.parent / "minidet-results" / name)
         out.append(Path.cwd() / "minidet-results" / name)
@@ -1065,6 +1087,7 @@ class AnalysisSession:
             self.analysis_saved = True
             if self.journal is not None:
                 self.journal.clear()
+                self.journal.remember_saved(target)
                 self.snapshot_current = False
             out = self.state()
             out["written"] = sorted(written)
