@@ -128,6 +128,9 @@ def test_open_analyze_delete_recover_save(browser, tmp_path: Path) -> None:
         wait_for(lambda: text(browser, "n-kept") == str(n - 1), what="the restored work")
         settled(browser)
         assert text(browser, "recinfo").startswith("3 s of 10 s")
+        # the settings panel shows what the restored analysis was made with
+        assert "restored analysis" in text(browser, "settings-note-text") and "gc-robust" in text(browser, "settings-note-text")
+        assert browser.find_element("id", "s-window_size").get_attribute("value") == "600"
 
         # save through the dialog
         browser.find_element("id", "save-btn").click()
