@@ -116,7 +116,7 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
     ev = serial.events[serial.events["recording"] == "a__cell1"].reset_index(drop=True)
     assert len(ev) == direct.count > 0
     np.testing.assert_array_equal(ev["sample"].to_numpy(), direct.events["sample"].to_numpy())
-    np.testing.assert_allclose(ev["amplitude"].to_numpy(), direct.events["amplitude"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(ev["amplitude_pA"].to_numpy(), direct.events["amplitude"].to_numpy(), rtol=1e-9)
     stored = read_results(out / "recordings" / "a__cell1")
     assert stored.settings["stride"] == 120 and len(stored.events) == direct.count
 
@@ -138,6 +138,14 @@ def test_serial_run_writes_results_per_recording_and_batch_tables(data, serial):
     one = pd.read_csv(out / "recordings" / names[0] / "summary.csv")
     assert "amplitude_mean_pA" in csv.columns and "amplitude_mean" not in csv.columns
     assert set(one.columns) - {"source", "channel"} <= set(csv.columns), set(one.columns) - set(csv.columns)
+    # and the same event columns as each recording's events.csv, in its order, after recording (and labels)
+    events_csv = pd.read_csv(out / "batch_events.csv")
+    own = pd.read_csv(out / "recordings" / names[0] / "events.csv")
+    assert list(events_csv.columns) == ["recording", *own.columns, "unit"]
+    assert "amplitude_pA" in events_csv.columns and "charge_pC" in events_csv.columns
+    assert "amplitude" not in events_csv.columns and "amplitude" not in serial.events.columns
+    first = events_csv[events_csv["recording"] == names[0]].drop(columns=["recording", "unit"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, own, check_dtype=False)
     assert len(pd.read_csv(out / "batch_failures.csv")) == 0
 
 
@@ -234,6 +242,7 @@ def test_tables_are_written_when_every_recording_fails(tmp_path):
     (tmp_path / "in" / "empty.npy").write_bytes(b"")
     result = run_batch([tmp_path / "in"], tmp_path / "out", SETTINGS, **SERIAL)
     assert not result.ok and result.n_failed == 1 and "empty" in result.failures["error"].iloc[0]
+    # no result, no unit to name: the plain column names
     assert len(result.events) == 0 and {"recording", "event", "amplitude", "unit"} <= set(result.events.columns)
     assert len(pd.read_parquet(tmp_path / "out" / "batch_events.parquet")) == 0
     assert pd.read_csv(tmp_path / "out" / "batch_summary.csv")["status"].tolist() == ["failed"]

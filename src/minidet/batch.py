@@ -7,7 +7,8 @@ Every recording gets the result folder ``minidet detect`` writes, under
 
 - ``batch_summary``: one row per recording (status, labels, summary statistics, settings
   hash, content hash, where the results are);
-- ``batch_events``: every event of every recording, with a ``recording`` column;
+- ``batch_events``: every event of every recording, with a ``recording`` column, the
+  columns named as in each recording's events.csv (``amplitude_pA``, ``charge_pC``);
 - ``batch_failures``: the recordings that failed, with their error.
 
 Resumable and idempotent: a recording's folder is written under a temporary name, its
@@ -1065,12 +1066,13 @@ def _label_columns(jobs: list[RecordingJob]) -> list[str]:
 def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     from .detection.pipeline import EVENT_COLUMNS
-    from .report.writers import _summary_key_with_unit, read_results
+    from .report.writers import _summary_key_with_unit, read_results, unit_columns
 
     markers = {name: rec.get("marker") for name, rec in records.items() if rec.get("marker")}
     labels = _label_columns(jobs)
     summary_keys = _summary_columns(jobs, markers)
     rows, failures, event_frames = [], [], []
+    event_units: list[str] = []
     for job in jobs:
         rec = records.get(job.name, {"status": "not run"})
         marker = markers.get(job.name) or {}
@@ -1117,7 +1119,10 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
             for i, k in enumerate(labels):
                 events.insert(1 + i, k, job.labels.get(k, ""))
             events["unit"] = marker.get("unit")
+            # the column names of events.csv: the unit in the name (amplitude_pA, charge_pC)
+            events = events.rename(columns=unit_columns(list(EVENT_COLUMNS), marker.get("unit") or ""))
             event_frames.append(events.reset_index(drop=True))
+            event_units.append(marker.get("unit") or "")
     recordings = pd.DataFrame(rows)
     fixed = ["recording", "status", "path", *labels, "unit", "sampling_rate_hz", "n_detected", "n_excluded", "model",
              "settings_hash", "content_sha256", "model_sha256", "results", "elapsed_s", "worker", "peak_rss_mb",
@@ -1126,14 +1131,21 @@ def _build_tables(jobs: list[RecordingJob], records: dict[str, dict], out: Path
     for k in summary_columns + ["sampling_rate_hz", "n_detected", "n_excluded", "elapsed_s", "peak_rss_mb"]:
         if k in recordings:
             recordings[k] = pd.to_numeric(recordings[k], errors="coerce")
-    columns = ["recording", *labels, "event", *EVENT_COLUMNS, "unit"]
+    # recordings in other units add their own columns (amplitude_mV next to amplitude_pA);
+    # without any result there is no unit to name, and the columns keep their plain names
+    event_columns: list[str] = [] if event_units else list(EVENT_COLUMNS)
+    for unit in event_units:
+        event_columns += [c for c in unit_columns(list(EVENT_COLUMNS), unit).values() if c not in event_columns]
+    columns = ["recording", *labels, "event", *event_columns, "unit"]
     nonempty = [f for f in event_frames if len(f)]
     if nonempty:
-        events = pd.concat(nonempty, ignore_index=True)[columns]
+        events = pd.concat(nonempty, ignore_index=True).reindex(columns=columns)
     else:
         from .detection.pipeline import empty_events
 
         events = empty_events()
+        if event_units:
+            events = events.rename(columns=unit_columns(list(EVENT_COLUMNS), event_units[0]))
         events.insert(0, "event", np.zeros(0, np.int64))
         events.insert(0, "recording", pd.Series([], dtype=object))
         for i, k in enumerate(labels):
@@ -1179,7 +1191,8 @@ class BatchResult:
         (``done``: analysed now; ``cached``: result from an earlier run reused; ``failed``),
         labels, summary statistics, ``settings_hash``, ``content_sha256``, ``results``.
     events
-        Every event of the recordings that have results, with ``recording`` and labels.
+        Every event of the recordings that have results, with ``recording``, labels and
+        ``unit``; the columns are named as in events.csv, with the unit (``amplitude_pA``).
     failures
         The failed recordings with ``error_type`` and ``error``.
     files

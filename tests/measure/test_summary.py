@@ -126,3 +126,15 @@ def test_reference_average_event_tau_matches_miniml(shared):
     mask = average_mask(loc, 600)
     tau = fit_decay_tau(average_waveform(waves[mask]), RATE, 600, int(mask.sum()), event_sign=-1)
     assert tau == pytest.approx(float(ref["avg_tau_decay"]), rel=1e-6)
+
+
+def test_fit_decay_gives_the_curve_it_fitted():
+    from minidet.measure.summary import fit_decay
+
+    t = np.arange(1_500) / RATE
+    avg = np.where(t >= 0.002, -10.0 * np.exp(-(t - 0.002) / 3e-3), 0.0) - 0.5
+    fit = fit_decay(avg, RATE, window_size=600, n_events=20, event_sign=-1)
+    assert fit.tau_s == pytest.approx(3e-3, rel=0.02) == fit_decay_tau(avg, RATE, 600, 20, event_sign=-1)
+    curve = fit.curve(avg.size, RATE)
+    assert curve.size == avg.size - fit.start and np.max(np.abs(curve - avg[fit.start:])) < 0.1
+    assert fit_decay(np.full(1_000, np.nan), RATE, 600, 10) is None

@@ -118,6 +118,32 @@ def test_open_preprocess_analyze_edit_save(session: AnalysisSession, folder: Pat
     after = session.stats()
     assert after["n_kept"] == n - 2 and after["summary"]["count"] == n - 2
     assert sum(after["histograms"][0]["counts"]) == n - 2
+    # cumulative distributions of the kept events' amplitudes and intervals (ms)
+    cum = {c["column"]: c for c in after["cumulative"]}
+    kept = ~np.asarray(events["excluded"]) & ~np.isin(np.arange(n), [2, 5])
+    amplitudes = np.sort(np.asarray(events["amplitude"])[kept])
+    assert np.allclose(cum["amplitude"]["values"], amplitudes, atol=1e-4) and cum["amplitude"]["n"] == n - 2
+    assert cum["amplitude"]["fraction"][-1] == 1.0 and np.all(np.diff(cum["amplitude"]["fraction"]) > 0)
+    intervals = np.sort(np.diff(np.sort(np.asarray(events["time_s"])[kept]))) * 1e3
+    assert cum["interval_s"]["unit"] == "ms" and np.allclose(cum["interval_s"]["values"], intervals, atol=1e-5)
+    import minidet.web.analysis as analysis_module
+
+    points = analysis_module.CUMULATIVE_POINTS
+    analysis_module.CUMULATIVE_POINTS = 5  # long recordings: rank-spaced points, ends kept
+    try:
+        few = {c["column"]: c for c in session.stats()["cumulative"]}["amplitude"]
+    finally:
+        analysis_module.CUMULATIVE_POINTS = points
+    assert len(few["values"]) == 5 and few["fraction"][-1] == 1.0 and few["n"] == n - 2
+    assert few["values"][0] == pytest.approx(amplitudes[0], abs=1e-4) and few["values"][-1] == pytest.approx(amplitudes[-1], abs=1e-4)
+    # the decay fit on the average event: the curve behind the summary's tau
+    fit = after["average"]["fit"]
+    assert fit["tau_ms"] == pytest.approx(after["summary"]["tau_decay_s"] * 1e3)
+    assert fit["tau_ms"] == pytest.approx(1.35, rel=0.35)  # the synthetic events decay with 1.35 ms
+    avg_t, avg_y = np.asarray(after["average"]["t_ms"]), np.asarray(after["average"]["y"])
+    fit_y = np.asarray(fit["y"])
+    assert len(fit["t_ms"]) == len(fit_y) and np.allclose(fit["t_ms"], avg_t[-len(fit_y):])
+    assert np.abs(fit_y - avg_y[-len(fit_y):]).mean() < 0.1 * np.abs(avg_y).max()
     assert session.undo()["n_kept"] == n
     session.set_excluded([3], True)
 
@@ -174,6 +200,45 @@ def test_unsaved_work_is_offered_back_after_a_crash(session: AnalysisSession, fo
     # once saved, nothing is offered any more
     other.save(str(folder / "saved"))
     assert AnalysisSession([folder], state_dir=session.state_dir).open(str(folder / "cell.h5"))["offer"] is None
+
+
+def test_results_keep_their_own_settings_and_are_offered_on_reopening(session: AnalysisSession, folder: Path) -> None:
+    from minidet import detect, load
+    from minidet.report import write_results
+
+    session.open(str(folder / "cell.h5"))
+    assert session.state()["saved_results"] is None
+    analyze(session, window_size=480, rel_prom_cutoff=0.4, peak_w=7)
+    n = session.state()["result"]["n_events"]
+    session.set_excluded([1], True)
+    out = session.save()["folder"]
+    # reopening the recording offers the saved results, with what they hold
+    again = AnalysisSession([folder], out_dir=folder / "results", state_dir=session.state_dir)
+    state = again.open(str(folder / "cell.h5"))
+    found = state["saved_results"]
+    assert state["result"] is None and found["folder"] == out
+    assert found["n_events"] == n and found["n_kept"] == n - 1 and found["model"] == session.result.settings.model
+    # opening them brings the results' own settings, not the defaults, and says where from
+    state = again.open(found["folder"])
+    settings = state["result"]["settings"]
+    assert (settings["window_size"], settings["rel_prom_cutoff"], settings["peak_w"]) == (480, 0.4, 7)
+    assert state["result"]["origin"] == "results" and state["result"]["opened_from"] == out
+    assert state["saved_results"] is None
+    # other reader options are another recording: not offered
+    assert again.open(str(folder / "cell.h5"), {"skip_start_s": "0.1"})["saved_results"] is None
+    # results saved into a folder of the person's choosing are found again too (the state folder notes it)
+    again.open(out)
+    again.set_excluded([2], True)
+    again.save(str(folder / "chosen"))
+    state = AnalysisSession([folder], out_dir=folder / "results", state_dir=session.state_dir).open(str(folder / "cell.h5"))
+    assert state["saved_results"]["folder"] == str(folder / "chosen") and state["saved_results"]["n_kept"] == n - 2
+    # results `minidet detect` wrote next to the recording (its default folder) are found too
+    result = detect(load(folder / "cell.h5"), method="deconvolution", window_size=520)
+    write_results(result, folder / "minidet-results" / "cell")
+    other = AnalysisSession([folder], out_dir=folder / "elsewhere", state_dir=folder.parent / "other-state")
+    found = other.open(str(folder / "cell.h5"))["saved_results"]
+    assert found["folder"] == str((folder / "minidet-results" / "cell").resolve())
+    assert other.open(found["folder"])["result"]["settings"]["window_size"] == 520
 
 
 def test_discarding_the_offer_and_changed_files(session: AnalysisSession, folder: Path) -> None:

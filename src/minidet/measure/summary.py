@@ -7,6 +7,7 @@ and ``EventStats`` in miniml-detect 1.1.2).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -25,6 +26,8 @@ __all__ = [
     "cut_waveforms",
     "average_waveform",
     "mean_waveform",
+    "DecayFit",
+    "fit_decay",
     "fit_decay_tau",
     "describe",
     "summarize",
@@ -144,6 +147,64 @@ def _exp_decay(t: np.ndarray, amp: float, tau: float, offset: float) -> np.ndarr
     return amp * np.exp(-(t - t[0]) / tau) + offset
 
 
+@dataclasses.dataclass(frozen=True)
+class DecayFit:
+    """A single exponential fitted to the decay of an average event.
+
+    ``y = event_sign * (amplitude * exp(-(t - t[start]) / tau_s) + offset)`` for samples
+    ``start`` to the end of the waveform, ``t`` in seconds from its first sample;
+    ``amplitude`` and ``offset`` in the waveform's unit.
+    """
+
+    tau_s: float
+    amplitude: float
+    offset: float
+    start: int
+    event_sign: int
+
+    def curve(self, n_samples: int, sampling_rate: float) -> np.ndarray:
+        """The fitted curve on samples ``start .. n_samples - 1`` (the waveform's sign)."""
+        t = (np.arange(self.start, n_samples) - self.start) / sampling_rate
+        return self.event_sign * (self.amplitude * np.exp(-t / self.tau_s) + self.offset)
+
+
+def fit_decay(
+    average: np.ndarray,
+    sampling_rate: float,
+    window_size: int,
+    n_events: int,
+    event_sign: int = 1,
+) -> DecayFit | None:
+    """A single exponential fitted to the decay of the average event (see :func:`fit_decay_tau`);
+    None when it cannot be fitted."""
+    y = np.asarray(average, dtype=np.float64) * event_sign
+    if y.size == 0 or not np.all(np.isfinite(y)):
+        return None
+    dt = 1.0 / sampling_rate
+    if n_events < 4:
+        peak = int(np.argmax(np.convolve(y, np.ones(5) / 5, mode="same")))
+    else:
+        peak = int(np.argmax(y))
+    start = peak + int(0.01 * window_size)
+    if start > y.size - int(0.2 * window_size) or y.size - start < 4:
+        return None
+    t = np.arange(y.size) * dt
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            popt, _ = curve_fit(
+                _exp_decay,
+                t[start:],
+                y[start:],
+                p0=[float(np.max(y)) + 1, y.size / 50 * dt, 0.0],
+                bounds=([0, 0, -np.inf], [np.inf, 1e3, np.inf]),
+            )
+    except (RuntimeError, ValueError):
+        return None
+    return DecayFit(tau_s=float(popt[1]), amplitude=float(popt[0]), offset=float(popt[2]), start=start,
+                    event_sign=1 if event_sign >= 0 else -1)
+
+
 def fit_decay_tau(
     average: np.ndarray,
     sampling_rate: float,
@@ -159,31 +220,8 @@ def fit_decay_tau(
     amp >= 0 and 0 <= tau <= 1000 s. NaN when the fit cannot start early enough (less
     than ``0.2 * window_size`` samples left) or does not converge.
     """
-    y = np.asarray(average, dtype=np.float64) * event_sign
-    if y.size == 0 or not np.all(np.isfinite(y)):
-        return math.nan
-    dt = 1.0 / sampling_rate
-    if n_events < 4:
-        peak = int(np.argmax(np.convolve(y, np.ones(5) / 5, mode="same")))
-    else:
-        peak = int(np.argmax(y))
-    start = peak + int(0.01 * window_size)
-    if start > y.size - int(0.2 * window_size) or y.size - start < 4:
-        return math.nan
-    t = np.arange(y.size) * dt
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            popt, _ = curve_fit(
-                _exp_decay,
-                t[start:],
-                y[start:],
-                p0=[float(np.max(y)) + 1, y.size / 50 * dt, 0.0],
-                bounds=([0, 0, -np.inf], [np.inf, 1e3, np.inf]),
-            )
-    except (RuntimeError, ValueError):
-        return math.nan
-    return float(popt[1])
+    fit = fit_decay(average, sampling_rate, window_size, n_events, event_sign)
+    return fit.tau_s if fit is not None else math.nan
 
 
 def describe(values: np.ndarray) -> dict[str, float]:

@@ -55,6 +55,7 @@ MAX_PIXELS = 8000
 VIEWER_POINTS = 4000
 EDITS_FILE = "edits.json"
 SNAPSHOT_FILE = "results.h5"
+SAVED_DIR = "saved"  # in the state folder: where each recording's results were last saved
 
 # settings the page may send, with their types (everything detect takes)
 _INT_SETTINGS = ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
@@ -69,6 +70,8 @@ _HISTOGRAMS = (  # column, label, factor (to the shown unit), unit ("" -> the re
     ("interval_s", "interval", 1e3, "ms"),
     ("score", "score", 1.0, ""),
 )
+_CUMULATIVE = (("amplitude", "amplitude", 1.0, ""), ("interval_s", "inter-event interval", 1e3, "ms"))
+CUMULATIVE_POINTS = 1000  # points of a cumulative distribution sent to the page (rank-spaced)
 
 
 def default_state_dir() -> Path:
@@ -270,9 +273,29 @@ class Journal:
 
     def __init__(self, state_dir: Path, source: Path, reader: dict[str, Any]) -> None:
         key = json.dumps({"source": str(source), "reader": reader}, sort_keys=True)
-        self.folder = Path(state_dir) / hashlib.sha256(key.encode()).hexdigest()[:20]
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        self.folder = Path(state_dir) / digest
+        # where this recording's results were last saved (outlives the unsaved work)
+        self.saved_path = Path(state_dir) / SAVED_DIR / f"{digest}.json"
         self.source = source
         self.reader = reader
+
+    def remember_saved(self, folder: Path) -> None:
+        """Note the results folder the work was saved into, for the next opening."""
+        try:
+            self.saved_path.parent.mkdir(parents=True, exist_ok=True)
+            with writers.atomic_write(self.saved_path) as handle:
+                handle.write(json.dumps({"source": str(self.source), "reader": self.reader, "folder": str(folder),
+                                         "saved": _now()}))
+        except OSError as exc:  # only the offer on reopening is lost
+            log.warning("could not note where %s was saved: %s", self.source, exc)
+
+    def saved_folder(self) -> Path | None:
+        try:
+            data = json.loads(self.saved_path.read_text(encoding="utf-8"))
+            return Path(data["folder"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def edits_path(self) -> Path:
@@ -419,6 +442,8 @@ class AnalysisSession:
         self.opened_from: Path | None = None
         self.journal: Journal | None = None
         self.offer: dict[str, Any] | None = None
+        self.saved_results: dict[str, Any] | None = None  # results folder found for this recording
+        self.result_origin: str | None = None  # "analysis" | "results" | "recovered"
         self.generation = 0
         self.snapshot_current = False
 
@@ -448,6 +473,7 @@ class AnalysisSession:
                 "steps": self.steps,
                 "reader": self.reader,
                 "offer": self.offer,
+                "saved_results": self.saved_results,
                 "unsaved": self.unsaved,
                 "dirty": result is not None and (self.unsaved > 0 or not self.analysis_saved),
                 "can_undo": bool(self.history),
@@ -473,6 +499,7 @@ class AnalysisSession:
                     "method": (result.info or {}).get("method", "miniml"),
                     "has_prediction": result.prediction is not None,
                     "opened_from": str(self.opened_from) if self.opened_from else None,
+                    "origin": self.result_origin,
                     "charge_unit": writers.charge_unit(rec.unit) if rec is not None else "",
                 }
             return out
@@ -557,6 +584,7 @@ class AnalysisSession:
         self._set_recording(processed)
         self.journal = Journal(self.state_dir, source, reader)
         self.offer = self._offer()
+        self.saved_results = self._find_saved_results()
 
     def _set_recording(self, processed: Recording) -> None:
         self.recording = processed
@@ -587,8 +615,10 @@ class AnalysisSession:
         original, processed = self._load(source, reader, steps)
         self._install(source, reader, original, processed, steps)
         self._adopt(stored, excluded=None)
+        self.result_origin = "results"
         self.opened_from = results_file.parent
         self.saved_to = results_file.parent
+        self.saved_results = None
 
     def _adopt(self, stored: Any, excluded: Iterable[int] | None) -> None:
         """Make a stored result (read from results.h5) the current one, on the current recording."""
@@ -627,6 +657,62 @@ class AnalysisSession:
         self.unsaved = 0
         self.snapshot_current = False  # the recovery folder does not hold this result yet
 
+    def _results_candidates(self) -> list[Path]:
+        """Where results of the open recording may be: where the app last saved them, the
+        app's default folder for it, and ``minidet-results/<name>`` next to the recording and
+        in the current folder (where ``minidet detect`` writes without ``--out``)."""
+        name = writers.recording_name(self.original)
+        remembered = self.journal.saved_folder() if self.journal is not None else None
+        out = ([remembered] if remembered is not None else []) + [self.out_dir / name]
+        if self.source is not None:
+            out.append(self.source.parent / "minidet-results" / name)
+        out.append(Path.cwd() / "minidet-results" / name)
+        unique: list[Path] = []
+        for p in out:
+            if p.resolve() not in unique:
+                unique.append(p.resolve())
+        return unique
+
+    def _find_saved_results(self) -> dict[str, Any] | None:
+        """The saved results of the open recording (same file, same reader options), if any.
+
+        Results written by the app record the reader options exactly; for those of
+        ``minidet detect`` only the file is compared (opening them reads the recording with
+        the options they record).
+        """
+        if self.source is None:
+            return None
+        for folder in self._results_candidates():
+            try:
+                folder = self.allowed_path(folder)
+            except HTTPError:
+                continue
+            results_file = find_results_file(folder)
+            if results_file is None:
+                continue
+            try:
+                stored = writers.read_results(results_file, load_prediction=False)
+                source = stored.recording.get("source")
+                if not source or Path(source).resolve() != self.source.resolve():
+                    continue
+                meta = stored.recording.get("metadata") or {}
+                if isinstance(meta.get("reader_options"), dict) and meta["reader_options"] != self.reader:
+                    continue
+                mtime = results_file.stat().st_mtime
+            except (MinidetError, OSError, KeyError, ValueError) as exc:
+                log.info("not offering %s: %s", results_file, exc)
+                continue
+            excluded = stored.events["excluded"].to_numpy(bool) if "excluded" in stored.events else np.zeros(0, bool)
+            return {
+                "folder": str(results_file.parent),
+                "updated": datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds"),
+                "n_events": int(len(stored.events)),
+                "n_kept": int(len(stored.events) - excluded.sum()),
+                "model": stored.settings.get("model") or stored.model.get("name"),
+                "steps": list(meta.get("preprocessing") or []),
+            }
+        return None
+
     def _offer(self) -> dict[str, Any] | None:
         data = self.journal.read() if self.journal is not None else None
         if data is None:
@@ -655,6 +741,7 @@ class AnalysisSession:
                 self._set_recording(processed)
             stored = writers.read_results(journal.snapshot_path)
             self._adopt(stored, excluded=data.get("excluded") or [])
+            self.result_origin = "recovered"
             self.snapshot_current = True
             self.analysis_saved = False
             self.unsaved = len(data.get("excluded") or [])
@@ -698,6 +785,7 @@ class AnalysisSession:
             self.steps = [dict(s) for s in processed.metadata.get(preprocess.METADATA_KEY, [])]
             self._set_recording(processed)
             self.result = None
+            self.result_origin = None
             self.prediction_envelope = None
             self.history = []
             self.unsaved = 0
@@ -775,6 +863,7 @@ class AnalysisSession:
                 if generation != self.generation:
                     raise AnalysisCancelled()
                 self._set_result(result)
+                self.result_origin = "analysis"
                 self.analysis_saved = False
                 self.opened_from = None
                 self.saved_to = None
@@ -920,7 +1009,11 @@ class AnalysisSession:
         }
 
     def stats(self) -> dict[str, Any]:
-        """Summary statistics, the average event and histograms of the kept events."""
+        """Summary statistics, the average event with its decay fit, histograms and cumulative
+        distributions (amplitude, inter-event interval) of the kept events."""
+        from ..detection.locate import direction_sign
+        from ..measure.summary import fit_decay
+
         with self._lock:
             result = self._require_result()
         rec = result.recording
@@ -945,14 +1038,35 @@ class AnalysisSession:
                 counts, edges = np.zeros(0, np.int64), np.zeros(0)
             histograms.append({"column": col, "label": label, "unit": unit, "counts": counts,
                                "edges": _rounded(edges, 9), "n": int(values.size)})
+        average: dict[str, Any] = {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals),
+                                   "fit": None}
+        fit = fit_decay(avg, rec.sampling_rate, result.settings.window_size, int(summary.get("n_average") or 0),
+                        direction_sign(result.settings.event_direction)) if len(kept) else None
+        if fit is not None and fit.tau_s > 0:  # the fit behind summary's tau_decay_s
+            average["fit"] = {"t_ms": _rounded(np.asarray(t)[fit.start:] * 1e3, 4),
+                              "y": _rounded(fit.curve(avg.size, rec.sampling_rate), self.decimals),
+                              "tau_ms": fit.tau_s * 1e3}
+        cumulative = []
+        for col, label, factor, unit in _CUMULATIVE:
+            values = np.sort(columns.get(col, np.zeros(0)) * factor)
+            values = values[np.isfinite(values)]
+            n = int(values.size)
+            fraction = np.arange(1, n + 1) / max(1, n)
+            if values.size > CUMULATIVE_POINTS:  # evenly spaced in rank, the last one kept
+                pick = np.unique(np.linspace(0, values.size - 1, CUMULATIVE_POINTS).round().astype(np.int64))
+                values, fraction = values[pick], fraction[pick]
+            cumulative.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
+                               "values": _rounded(values, 9), "fraction": _rounded(fraction, 6),
+                               "n": n})
         return {
             "summary": writers.jsonable(summary),
             "n_kept": int(result.count),
             "n_events": int(len(result.events_all)),
             "unit": rec.unit,
             "charge_unit": writers.charge_unit(rec.unit),
-            "average": {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals)},
+            "average": average,
             "histograms": histograms,
+            "cumulative": cumulative,
         }
 
     # ------------------------------------------------------------------ saving
@@ -968,10 +1082,12 @@ class AnalysisSession:
             report.prepare_output_dir(target, report.output_files(plots=plots), force=force or own)
             written = report.write_results(result, target, plots=plots, save_prediction=result.prediction is not None)
             self.saved_to = target
+            self.saved_results = None
             self.unsaved = 0
             self.analysis_saved = True
             if self.journal is not None:
                 self.journal.clear()
+                self.journal.remember_saved(target)
                 self.snapshot_current = False
             out = self.state()
             out["written"] = sorted(written)

@@ -42,12 +42,12 @@ async function api(url, payload) {
   }
 }
 
-function flash(text, isError) {
+function flash(text, isError, ms) {
   const el = $("status");
   el.textContent = text;
   el.className = "status show" + (isError ? " error" : "");
   clearTimeout(flash.timer);
-  flash.timer = setTimeout(() => { el.className = "status"; }, isError ? 7000 : 2500);
+  flash.timer = setTimeout(() => { el.className = "status"; }, ms || (isError ? 7000 : 2500));
 }
 
 function fail(err) { flash(err.message || String(err), true); }
@@ -86,9 +86,10 @@ function stepText(s) {
 }
 
 // ------------------------------------------------------------------ canvases
-function setupCanvas(canvas) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.max(10, canvas.clientWidth), h = Math.max(10, canvas.clientHeight);
+// size: {w, h, dpr} for a canvas drawn off screen (a figure export); else the canvas's own size
+function setupCanvas(canvas, size) {
+  const dpr = size ? size.dpr || 1 : window.devicePixelRatio || 1;
+  const w = size ? size.w : Math.max(10, canvas.clientWidth), h = size ? size.h : Math.max(10, canvas.clientHeight);
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
@@ -484,6 +485,7 @@ function setupTraceInput() {
   $("zoom-out").onclick = () => zoom(2);
   $("zoom-fit").onclick = () => setView(0, A.n);
   $("lock-y").onchange = (e) => { A.ylock = e.target.checked ? A.yRange.slice() : null; redraw(); };
+  $("ev-lock-y").onchange = (e) => { A.evYlock = e.target.checked && A.evRange ? A.evRange.slice() : null; renderDetail(); };
 }
 
 // ------------------------------------------------------------------ state
@@ -494,6 +496,7 @@ async function loadState(fresh) {
   renderHeader();
   renderSteps();
   renderOffer();
+  renderSavedOffer();
   const recChanged = !prev || !prev.open || !st.open || !prev.recording ||
     prev.recording.source !== st.recording.source || prev.recording.n_samples !== st.recording.n_samples ||
     JSON.stringify(prev.steps) !== JSON.stringify(st.steps);
@@ -504,6 +507,7 @@ async function loadState(fresh) {
     A.unit = st.recording.unit;
     A.cache = null;
     A.ylock = null; $("lock-y").checked = false;
+    A.evYlock = null; $("ev-lock-y").checked = false;
     A.picks = []; updatePicks();
     A.view = { start: 0, end: A.n };
     A.overview = await api(`/api/trace?start=0&stop=${A.n}&pixels=${Math.min(4000, traceWidth())}`);
@@ -512,6 +516,8 @@ async function loadState(fresh) {
   if (recChanged || resultKey !== A.resultKey) {
     A.resultKey = resultKey;
     A.cache = null;  // the prediction changed
+    if (st.result && (st.result.origin === "results" || st.result.origin === "recovered")) applyResultSettings(st.result);
+    else if (st.result && !prev) selectModel(st.result);  // a reloaded tab: at least the model and method
     await loadResult();
   }
   $("analyze").disabled = !st.open || st.job.state === "running";
@@ -544,6 +550,10 @@ function renderHeader() {
   } else {
     dirty.hidden = true;
   }
+  const where = $("saved-where");
+  where.hidden = !(st.saved_to && !st.dirty);
+  where.textContent = st.saved_to ? `saved in ${st.saved_to}` : "";
+  where.title = st.saved_to || "";
   $("save-btn").disabled = !st.result;
   $("save-btn").classList.toggle("primary", !!st.dirty);
   $("undo").disabled = !st.can_undo;
@@ -556,6 +566,26 @@ function renderOffer() {
   const steps = o.steps.length ? `; pre-processing: ${o.steps.map(stepText).join(", ")}` : "";
   $("offer-text").textContent = `Unsaved work on this recording from ${new Date(o.updated).toLocaleString()}: ` +
     `${o.n_events} events, ${o.n_excluded} removed by hand (model ${o.model})${steps}.`;
+}
+
+function renderSavedOffer() {
+  const o = A.state.saved_results;
+  const show = !!o && A.dismissedSaved !== o.folder;
+  $("saved-offer").hidden = !show;
+  if (!show) return;
+  const steps = o.steps.length ? `; pre-processing: ${o.steps.map(stepText).join(", ")}` : "";
+  $("saved-offer-text").textContent = `This recording has saved results in ${o.folder} ` +
+    `(${new Date(o.updated).toLocaleString()}): ${o.n_kept} of ${o.n_events} events kept, model ${o.model}${steps}.`;
+}
+
+async function openSavedResults() {
+  const o = A.state.saved_results;
+  if (!o) return;
+  if (A.state.dirty && !confirm("The current analysis is not saved (its work is kept for this recording). Open the saved results instead?")) return;
+  try {
+    await loadState(await api("/api/open", { path: o.folder }));
+    flash("opened the results in " + o.folder);
+  } catch (e) { fail(e); }
 }
 
 // ------------------------------------------------------------------ pre-processing
@@ -668,8 +698,49 @@ function showModelDefaults() {
   if (m) $("model").title = m.description || "";
 }
 
+function selectModel(result) {
+  const s = result.settings;
+  const method = result.method || "miniml";
+  if ([...$("method").options].some((o) => o.value === method)) $("method").value = method;
+  if (method === "miniml" && s.model) {
+    if (A.models.some((m) => m.name === s.model)) $("model").value = s.model;
+    else { $("model").value = "__file__"; $("model-file").value = s.model; }
+  }
+}
+
+// the settings panel takes the settings and model a result was made with (a results folder
+// or restored work), so that Analyze repeats them rather than the model's defaults
+function applyResultSettings(result) {
+  const s = result.settings;
+  selectModel(result);
+  for (const k of SETTING_KEYS) {
+    const v = s[k];
+    $("s-" + k).value = v === null || v === undefined ? "" : String(v);
+  }
+  $("s-resample").checked = s.resample !== false;
+  A.extraSettings = {};  // settings the panel has no field for
+  for (const k of ["predict_mode", "kinetics_method"]) if (s[k] !== undefined && s[k] !== null) A.extraSettings[k] = s[k];
+  showModelDefaults();
+  const model = result.method && result.method !== "miniml" ? `method ${result.method}` : `model ${s.model}`;
+  showSettingsNote(result.origin === "results" ? `Settings and ${model} of the results in ${result.opened_from}.`
+    : `Settings and ${model} of the restored analysis.`);
+}
+
+function showSettingsNote(text) {
+  $("settings-note").hidden = !text;
+  $("settings-note-text").textContent = text || "";
+}
+
+function resetSettings() {
+  for (const k of SETTING_KEYS) $("s-" + k).value = "";
+  $("s-resample").checked = true;
+  A.extraSettings = {};
+  showSettingsNote(null);
+  showModelDefaults();
+}
+
 function analysisSettings() {
-  const settings = {};
+  const settings = Object.assign({}, A.extraSettings || {});
   for (const k of SETTING_KEYS) {
     const v = $("s-" + k).value.trim();
     if (v !== "") settings[k] = v;
@@ -884,8 +955,14 @@ function renderDetail() {
   const box = { x: 52, y: 22, w: w - 60, h: h - 44 };
   const t = d.t_ms;
   let lo = Infinity, hi = -Infinity;
-  for (const v of d.raw) { if (v < lo) lo = v; if (v > hi) hi = v; }
-  const pad = (hi - lo) * 0.08 || 1; lo -= pad; hi += pad;
+  if (A.evYlock) [lo, hi] = A.evYlock;  // fixed y scale: the same range for every event
+  else {
+    for (const v of d.raw) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    const pad = (hi - lo) * 0.08 || 1; lo -= pad; hi += pad;
+  }
+  if ($("ev-lock-y").checked && !A.evYlock) A.evYlock = [lo, hi];
+  A.evRange = [lo, hi];
+  canvas.dataset.ylo = String(lo); canvas.dataset.yhi = String(hi);
   const t0 = t[0], t1 = t[t.length - 1];
   const xOf = (ms) => box.x + (ms - t0) / (t1 - t0) * box.w;
   const yOf = (v) => box.y + (hi - v) / (hi - lo) * box.h;
@@ -963,17 +1040,12 @@ function renderDetail() {
 }
 
 // ------------------------------------------------------------------ statistics
-function renderStats() {
-  const s = A.stats;
-  const table = $("summary");
-  if (!s) {
-    table.innerHTML = "<tr><td>no analysis yet</td><td></td></tr>";
-    for (const c of ["average", "h-amplitude", "h-rise_time_s", "h-half_decay_s", "h-interval_s"]) setupCanvas($(c));
-    return;
-  }
+const STAT_PLOTS = ["average", "h-amplitude", "h-rise_time_s", "h-half_decay_s", "h-interval_s", "c-amplitude", "c-interval_s"];
+
+function summaryRows(s) {
   const x = s.summary;
   const ms = (v) => fmt(v * 1e3, 3);
-  const rows = [
+  return [
     ["events", `${s.n_kept} of ${s.n_events}`],
     ["frequency", `${sig(x.frequency_hz, 3)} Hz`],
     ["amplitude", `${fmt(x.amplitude_mean, 2)} ± ${fmt(x.amplitude_sd, 2)} ${s.unit}`],
@@ -982,50 +1054,209 @@ function renderStats() {
     ["charge", `${sig(x.charge_mean, 3)} ${s.charge_unit}`],
     ["decay τ (avg.)", `${ms(x.tau_decay_s)} ms`],
   ];
-  table.innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
+}
+
+function renderStats() {
+  const s = A.stats;
+  const table = $("summary");
+  $("export-fig").disabled = !s;
+  if (!s) {
+    table.innerHTML = "<tr><td>no analysis yet</td><td></td></tr>";
+    for (const c of STAT_PLOTS) setupCanvas($(c));
+    return;
+  }
+  table.innerHTML = summaryRows(s).map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
   drawAverage($("average"), s.average, s.unit);
   for (const hgram of s.histograms) {
     const c = $("h-" + hgram.column);
     if (c) drawHistogram(c, hgram);
   }
+  for (const cum of s.cumulative || []) {
+    const c = $("c-" + cum.column);
+    if (c) drawCumulative(c, cum);
+  }
 }
 
-function drawAverage(canvas, avg, unit) {
-  const { ctx, w, h } = setupCanvas(canvas);
-  if (!avg.y.length) return;
-  const box = { x: 4, y: 4, w: w - 8, h: h - 8 };
-  let lo = Math.min(0, ...avg.y.filter(isFinite)), hi = Math.max(0, ...avg.y.filter(isFinite));
+// tick values from lo to hi at a round step (1, 2 or 5 times a power of ten; whole numbers
+// with integer), at least three where the step allows
+function ticks(lo, hi, target, integer) {
+  let step = niceStep((hi - lo) || Math.abs(hi) || 1, target);
+  if (integer) step = Math.max(1, Math.round(step));
+  const make = (st) => {
+    const values = [];
+    for (let v = Math.ceil(lo / st - 1e-9) * st; v <= hi + st * 1e-9; v += st) values.push(Number(v.toPrecision(12)));
+    return values;
+  };
+  let values = make(step);
+  while (values.length < 3 && !(integer && step <= 1)) {
+    const p = Math.pow(10, Math.floor(Math.log10(step) + 1e-9)), m = Math.round(step / p);
+    step = m === 5 ? 2 * p : m === 2 ? p : p / 2;
+    if (integer) step = Math.max(1, step);
+    values = make(step);
+  }
+  return { values, digits: Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) };
+}
+
+// axes of a small plot: x and y ticks with labels, a y-axis title; the tick values are kept
+// on the canvas (data-xticks, data-yticks) so that tests can read what was drawn
+function smallAxes(ctx, canvas, box, xr, yr, opts) {
+  const o = opts || {};
+  const xt = ticks(xr[0], xr[1], Math.max(2, Math.floor(box.w / 48)));
+  const yt = ticks(yr[0], yr[1], Math.max(2, Math.floor(box.h / 24)), o.yInteger);
+  const xOf = (v) => box.x + (v - xr[0]) / ((xr[1] - xr[0]) || 1) * box.w;
+  const yOf = (v) => box.y + (yr[1] - v) / ((yr[1] - yr[0]) || 1) * box.h;
+  ctx.save();
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = COLORS.grid;
+  for (const v of yt.values) { const y = Math.round(yOf(v)) + 0.5; ctx.beginPath(); ctx.moveTo(box.x, y); ctx.lineTo(box.x + box.w, y); ctx.stroke(); }
+  ctx.strokeStyle = COLORS.axis; ctx.fillStyle = COLORS.axis;
+  ctx.beginPath(); ctx.moveTo(box.x + 0.5, box.y); ctx.lineTo(box.x + 0.5, box.y + box.h + 0.5); ctx.lineTo(box.x + box.w, box.y + box.h + 0.5); ctx.stroke();
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.textAlign = "right"; ctx.textBaseline = "middle";
+  for (const v of yt.values) {
+    const y = Math.round(yOf(v)) + 0.5;
+    ctx.beginPath(); ctx.moveTo(box.x - 3, y); ctx.lineTo(box.x, y); ctx.stroke();
+    ctx.fillText(v.toFixed(yt.digits), box.x - 4, y);
+  }
+  ctx.textAlign = "center"; ctx.textBaseline = "top";
+  // every tick marked; labels thinned to every k-th where they would touch
+  const labels = xt.values.map((v) => v.toFixed(xt.digits));
+  const widest = Math.max(...labels.map((l) => ctx.measureText(l).width));
+  const spacing = xt.values.length > 1 ? Math.abs(xOf(xt.values[1]) - xOf(xt.values[0])) : Infinity;
+  const every = Math.max(1, Math.ceil((widest + 5) / spacing));
+  xt.values.forEach((v, k) => {
+    const x = Math.round(xOf(v)) + 0.5;
+    ctx.beginPath(); ctx.moveTo(x, box.y + box.h); ctx.lineTo(x, box.y + box.h + 3); ctx.stroke();
+    if (k % every === 0) ctx.fillText(labels[k], x, box.y + box.h + 4);
+  });
+  if (o.ylabel) {
+    ctx.translate(7, box.y + box.h / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "middle";
+    ctx.fillText(o.ylabel, 0, 0);
+  }
+  ctx.restore();
+  canvas.dataset.xticks = JSON.stringify(xt.values);
+  canvas.dataset.yticks = JSON.stringify(yt.values);
+  return { xOf, yOf };
+}
+
+function plotTitle(ctx, w, title, right) {
+  ctx.fillStyle = COLORS.axis; ctx.textBaseline = "top"; ctx.textAlign = "left";
+  ctx.fillText(title, 4, 1);
+  if (right) { ctx.textAlign = "right"; ctx.fillText(right, w - 4, 1); }
+}
+
+function drawAverage(canvas, avg, unit, size, title) {
+  const { ctx, w, h } = setupCanvas(canvas, size);
+  const ys = avg.y.filter(isFinite);
+  if (!ys.length) { $("avg-cap").textContent = "average event"; return; }
+  const fit = avg.fit;
+  if (title) plotTitle(ctx, w, title);
+  const box = { x: 34, y: title ? 17 : 6, w: w - 40, h: h - (title ? 33 : 22) };
+  let lo = Math.min(0, ...ys), hi = Math.max(0, ...ys);
   const pad = (hi - lo) * 0.08 || 1; lo -= pad; hi += pad;
   const t0 = avg.t_ms[0], t1 = avg.t_ms[avg.t_ms.length - 1];
-  const xOf = (t) => box.x + (t - t0) / (t1 - t0) * box.w, yOf = (v) => box.y + (hi - v) / (hi - lo) * box.h;
-  ctx.strokeStyle = COLORS.grid; ctx.beginPath(); ctx.moveTo(box.x, yOf(0)); ctx.lineTo(box.x + box.w, yOf(0)); ctx.stroke();
-  ctx.strokeStyle = COLORS.event; ctx.lineWidth = 1.6; ctx.beginPath();
-  avg.y.forEach((v, k) => { if (k) ctx.lineTo(xOf(avg.t_ms[k]), yOf(v)); else ctx.moveTo(xOf(avg.t_ms[k]), yOf(v)); });
-  ctx.stroke();
-  const ext = Math.abs(lo) > Math.abs(hi) ? Math.min(...avg.y.filter(isFinite)) : Math.max(...avg.y.filter(isFinite));
-  $("avg-cap").textContent = `average event: peak ${sig(ext, 3)} ${unit}, ${sig(t1 - t0, 3)} ms`;
+  const { xOf, yOf } = smallAxes(ctx, canvas, box, [t0, t1], [lo, hi], { ylabel: unit });
+  ctx.save();
+  ctx.beginPath(); ctx.rect(box.x, box.y, box.w, box.h); ctx.clip();
+  const line = (tt, vv, color, width, dash) => {
+    ctx.strokeStyle = color; ctx.lineWidth = width; ctx.setLineDash(dash || []); ctx.beginPath();
+    vv.forEach((v, k) => { if (k) ctx.lineTo(xOf(tt[k]), yOf(v)); else ctx.moveTo(xOf(tt[k]), yOf(v)); });
+    ctx.stroke(); ctx.setLineDash([]);
+  };
+  line(avg.t_ms, avg.y, COLORS.event, 1.6);
+  if (fit) line(fit.t_ms, fit.y, COLORS.selected, 1.6, [5, 3]);
+  ctx.restore();
+  ctx.fillStyle = COLORS.axis; ctx.textAlign = "right"; ctx.textBaseline = "top"; ctx.font = "10px system-ui, sans-serif";
+  ctx.fillText("ms", box.x - 4, box.y + box.h + 4);
+  if (fit) {
+    // in the empty corner: below the baseline for negative events, above it for positive ones
+    const below = Math.abs(lo) > Math.abs(hi);
+    ctx.fillStyle = COLORS.selected; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = below ? "bottom" : "top";
+    ctx.fillText(`fit τ ${sig(fit.tau_ms, 3)} ms`, box.x + box.w - 2, below ? box.y + box.h - 2 : box.y + 2);
+  }
+  canvas.dataset.fit = fit ? String(fit.tau_ms) : "";
+  const ext = Math.abs(lo) > Math.abs(hi) ? Math.min(...ys) : Math.max(...ys);
+  if (!size) $("avg-cap").textContent = `average event: peak ${sig(ext, 3)} ${unit}` + (fit ? " · decay fit dashed" : "");
 }
 
-function drawHistogram(canvas, hg) {
-  const { ctx, w, h } = setupCanvas(canvas);
-  const box = { x: 4, y: 15, w: w - 8, h: h - 29 };
-  ctx.fillStyle = COLORS.axis; ctx.textBaseline = "top"; ctx.textAlign = "left";
-  ctx.fillText(`${hg.label}${hg.unit ? " (" + hg.unit + ")" : ""}`, 4, 1);
+function drawHistogram(canvas, hg, size) {
+  const { ctx, w, h } = setupCanvas(canvas, size);
+  plotTitle(ctx, w, `${hg.label}${hg.unit ? " (" + hg.unit + ")" : ""}`, `n ${hg.n}`);
   if (!hg.counts.length) return;
+  const box = { x: 34, y: 17, w: w - 42, h: h - 33 };
   const maxC = Math.max(...hg.counts);
   const e0 = hg.edges[0], e1 = hg.edges[hg.edges.length - 1];
-  const xOf = (v) => box.x + (v - e0) / ((e1 - e0) || 1) * box.w;
+  const { xOf, yOf } = smallAxes(ctx, canvas, box, [e0, e1], [0, Math.max(1, maxC)], { yInteger: true, ylabel: "count" });
   ctx.fillStyle = "rgba(9,105,218,.55)";
   hg.counts.forEach((c, k) => {
     const x0 = xOf(hg.edges[k]), x1 = xOf(hg.edges[k + 1]);
-    const bh = c / maxC * box.h;
-    ctx.fillRect(x0 + 0.5, box.y + box.h - bh, Math.max(1, x1 - x0 - 1), bh);
+    ctx.fillRect(x0 + 0.5, yOf(c), Math.max(1, x1 - x0 - 1), box.y + box.h - yOf(c));
   });
-  ctx.strokeStyle = COLORS.axis; ctx.beginPath(); ctx.moveTo(box.x, box.y + box.h + 0.5); ctx.lineTo(box.x + box.w, box.y + box.h + 0.5); ctx.stroke();
-  ctx.fillStyle = COLORS.axis; ctx.textAlign = "left";
-  ctx.fillText(sig(e0, 3), box.x, box.y + box.h + 2);
-  ctx.textAlign = "right"; ctx.fillText(sig(e1, 3), box.x + box.w, box.y + box.h + 2);
-  ctx.textAlign = "right"; ctx.fillText(`n ${hg.n}`, w - 4, 1);
+}
+
+function drawCumulative(canvas, cum, size) {
+  const { ctx, w, h } = setupCanvas(canvas, size);
+  const unit = cum.unit ? ` (${cum.unit})` : "";
+  const short = cum.column === "interval_s" ? ["IEI"] : [cum.label, cum.label.slice(0, 3) + "."];
+  const titles = [`cumulative ${cum.label}${unit}`, ...short.map((l) => `cum. ${l}${unit}`)];
+  const title = titles.find((t) => ctx.measureText(t + `   n ${cum.n}`).width <= w - 8) || titles[titles.length - 1];
+  plotTitle(ctx, w, title, `n ${cum.n}`);
+  if (!cum.values.length) return;
+  const box = { x: 34, y: 17, w: w - 42, h: h - 33 };
+  let v0 = cum.values[0], v1 = cum.values[cum.values.length - 1];
+  if (v1 <= v0) { v0 -= 0.5 * (Math.abs(v0) || 1); v1 += 0.5 * (Math.abs(v1) || 1); }
+  const { xOf, yOf } = smallAxes(ctx, canvas, box, [v0, v1], [0, 1], { ylabel: "fraction" });
+  ctx.strokeStyle = COLORS.selected; ctx.lineWidth = 1.5; ctx.beginPath();
+  ctx.moveTo(xOf(cum.values[0]), yOf(0));
+  cum.values.forEach((v, k) => {  // a step at each value
+    ctx.lineTo(xOf(v), yOf(k ? cum.fraction[k - 1] : 0));
+    ctx.lineTo(xOf(v), yOf(cum.fraction[k]));
+  });
+  ctx.stroke();
+}
+
+// one PNG with the summary and every statistics plot, drawn afresh at a fixed size
+function exportFigure() {
+  const s = A.stats;
+  if (!s) return null;
+  const dpr = 2, cellW = 400, cellH = 250, top = 34;
+  const fig = document.createElement("canvas");
+  fig.width = 3 * cellW * dpr; fig.height = (top + 3 * cellH) * dpr;
+  const ctx = fig.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, 3 * cellW, top + 3 * cellH);
+  const r = A.state.recording, res = A.state.result;
+  ctx.fillStyle = COLORS.trace; ctx.font = "bold 15px system-ui, sans-serif"; ctx.textBaseline = "top";
+  const how = res.method && res.method !== "miniml" ? res.method : `model ${res.settings.model}`;
+  ctx.fillText(`${r.source.split(/[\\/]/).pop()} · ${s.n_kept} of ${s.n_events} events kept · ${how}`, 12, 9);
+  const cells = [
+    null, (c, size) => drawAverage(c, s.average, s.unit, size, `average event (${s.unit}); decay fit dashed`),
+    ...s.cumulative.filter((c) => c.column === "amplitude").map((cum) => (c, size) => drawCumulative(c, cum, size)),
+    ...s.histograms.filter((hg) => ["amplitude", "rise_time_s", "half_decay_s", "charge", "interval_s"].includes(hg.column))
+      .map((hg) => (c, size) => drawHistogram(c, hg, size)),
+    ...s.cumulative.filter((c) => c.column === "interval_s").map((cum) => (c, size) => drawCumulative(c, cum, size)),
+  ];
+  // the summary table in the first cell
+  ctx.font = "13px system-ui, sans-serif";
+  summaryRows(s).forEach(([k, v], i) => {
+    ctx.fillStyle = COLORS.axis; ctx.textAlign = "left"; ctx.fillText(k, 16, top + 16 + i * 22);
+    ctx.fillStyle = COLORS.trace; ctx.textAlign = "right"; ctx.fillText(v, cellW - 16, top + 16 + i * 22);
+  });
+  cells.forEach((draw, i) => {
+    if (!draw) return;
+    const c = document.createElement("canvas");
+    draw(c, { w: cellW - 12, h: cellH - 14, dpr });
+    ctx.drawImage(c, (i % 3) * cellW + 6, top + Math.floor(i / 3) * cellH + 4, cellW - 12, cellH - 14);
+  });
+  const url = fig.toDataURL("image/png");
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `${r.name || "recording"}-statistics.png`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  document.body.dataset.exported = a.download;
+  return a.download;
 }
 
 // ------------------------------------------------------------------ window helper
@@ -1166,7 +1397,8 @@ async function save() {
     A.state = st;
     renderHeader();
     document.body.dataset.saved = st.folder;
-    flash(`saved to ${st.folder} (${st.written.filter((n) => !n.endsWith(".png")).join(", ")})`);
+    flash(`saved to ${st.folder}: ${st.written.filter((n) => !n.endsWith(".png")).join(", ")}` +
+      (st.written.some((n) => n.endsWith(".png")) ? " and the figures" : ""), false, 8000);
   } catch (e) { fail(e); }
 }
 
@@ -1236,6 +1468,10 @@ async function main() {
   $("save-btn").onclick = showSave;
   $("save-go").onclick = save;
   $("offer-restore").onclick = async () => { try { await loadState(await api("/api/recover", { action: "restore" })); flash("unsaved work restored"); } catch (e) { fail(e); } };
+  $("saved-open").onclick = openSavedResults;
+  $("export-fig").onclick = () => { const name = exportFigure(); if (name) flash(`figure downloaded as ${name}`); };
+  $("saved-dismiss").onclick = () => { A.dismissedSaved = A.state.saved_results && A.state.saved_results.folder; renderSavedOffer(); };
+  $("settings-reset").onclick = resetSettings;
   $("offer-discard").onclick = async () => {
     if (!confirm("Discard the kept analysis and its edits for good?")) return;
     try { await loadState(await api("/api/recover", { action: "discard" })); } catch (e) { fail(e); }
@@ -1272,13 +1508,9 @@ async function main() {
     msel.innerHTML = A.models.map((m) => `<option value="${m.name}">${m.name}</option>`).join("") + '<option value="__file__">model file…</option>';
     if (A.models.some((m) => m.name === models.default)) msel.value = models.default;
     $("method").innerHTML = models.methods.map((m) => `<option value="${m}">${m === "miniml" ? "miniML model" : m}</option>`).join("");
-    if (st.result && st.result.settings) {
-      const known = A.models.some((m) => m.name === st.result.settings.model);
-      if (known) msel.value = st.result.settings.model;
-      if (st.result.method && st.result.method !== "miniml") $("method").value = st.result.method;
-    }
     showModelDefaults();
     await loadState(st);
+    showModelDefaults();
   } catch (e) { fail(e); }
   document.body.dataset.ready = "1";
 }
