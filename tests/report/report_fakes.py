@@ -38,6 +38,7 @@ class FakeResult:
     model_metadata: dict[str, Any] = field(default_factory=lambda: {"name": "gc", "input_size": 600,
                                                                      "defaults": {"threshold": 0.5}})
     prediction: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events(self) -> pd.DataFrame:

@@ -169,7 +169,11 @@ def test_json_of_empty_result(empty_result) -> None:
 
 # ----------------------------------------------------------------------------- HDF5
 def test_hdf5_round_trip(tmp_path: Path) -> None:
+    import dataclasses
+
+    auto = {"threshold": 0.98, "grid": [0.9, 0.98], "f1_estimate": [0.8, 0.9], "reference": 0.98}
     result = make_result().exclude([1])
+    result = dataclasses.replace(result, info={**result.info, "threshold_source": "model", "auto_threshold": auto})
     report.write_hdf5(result, tmp_path / "results.h5", save_prediction=True)
     stored = report.read_results(tmp_path)  # a folder works as well as the file
     pd.testing.assert_frame_equal(stored.events, writers._typed_events(result.events_all))
@@ -191,6 +195,7 @@ def test_hdf5_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(stored.prediction, result.prediction)
     assert stored.unit == "pA"
     assert stored.attrs["format"] == "minidet-results"
+    assert stored.info["auto_threshold"] == auto and stored.info["threshold_source"] == "model"
 
 
 def test_hdf5_attributes_are_browsable(tmp_path: Path) -> None:

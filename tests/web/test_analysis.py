@@ -238,7 +238,16 @@ def test_results_keep_their_own_settings_and_are_offered_on_reopening(session: A
     other = AnalysisSession([folder], out_dir=folder / "elsewhere", state_dir=folder.parent / "other-state")
     found = other.open(str(folder / "cell.h5"))["saved_results"]
     assert found["folder"] == str((folder / "minidet-results" / "cell").resolve())
-    assert other.open(found["folder"])["result"]["settings"]["window_size"] == 520
+    state = other.open(found["folder"])
+    assert state["result"]["settings"]["window_size"] == 520 and state["result"]["threshold_auto"] is False
+    # a threshold that was chosen for the recording is marked, so that Analyze chooses it again
+    import dataclasses
+
+    chosen = dataclasses.replace(result, info={**result.info, "auto_threshold": {"threshold": 0.98}})
+    write_results(chosen, folder / "auto-results")
+    state = other.open(str(folder / "auto-results"))
+    assert state["result"]["threshold_auto"] is True
+    assert other.result.info["auto_threshold"] == {"threshold": 0.98}  # the report says how it was chosen
 
 
 def test_discarding_the_offer_and_changed_files(session: AnalysisSession, folder: Path) -> None:

@@ -436,6 +436,7 @@ def write_hdf5(result: Any, path: str | os.PathLike[str], *, save_prediction: bo
         /average_event, /average_event_time_s   mean of the kept events
         /prediction      (only with save_prediction) attrs sampling_rate_hz
         /settings /model /recording /summary    groups whose attributes hold the values
+        /info            how the run went (threshold_source, auto_threshold's table, noise_sd, ...)
     """
     import h5py
 
@@ -483,6 +484,7 @@ def write_hdf5(result: Any, path: str | os.PathLike[str], *, save_prediction: bo
             _set_attrs(h5.create_group("model"), dict(getattr(result, "model_metadata", None) or {}))
             _set_attrs(h5.create_group("recording"), recording_info(rec))
             _set_attrs(h5.create_group("summary"), dict(result.summary))
+            _set_attrs(h5.create_group("info"), dict(getattr(result, "info", None) or {}))
     return Path(path)
 
 
@@ -556,6 +558,8 @@ class StoredResults:
     average_event: np.ndarray
     prediction: Any = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: the run's ``info`` (empty in files written before it was stored)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kept_events(self) -> pd.DataFrame:
@@ -641,4 +645,5 @@ def read_results(path: str | os.PathLike[str], *, load_prediction: bool | None =
             average_event=h5["average_event"][()],
             prediction=prediction,
             attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()},
+            info=_read_json_attr(h5, "info"),
         )

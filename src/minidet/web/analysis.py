@@ -497,6 +497,8 @@ class AnalysisSession:
                     "settings": result.settings.to_dict(),
                     "model": writers.jsonable(result.model_metadata),
                     "method": (result.info or {}).get("method", "miniml"),
+                    # the threshold was chosen for the recording: Analyze should choose it again
+                    "threshold_auto": bool((result.info or {}).get("auto_threshold")),
                     "has_prediction": result.prediction is not None,
                     "opened_from": str(self.opened_from) if self.opened_from else None,
                     "origin": self.result_origin,
@@ -644,7 +646,8 @@ class AnalysisSession:
         name = stored.model.get("name")
         method = name if name in _classic_names() else "miniml"
         result = DetectionResult(recording=rec, settings=settings, model_metadata=dict(stored.model),
-                                 prediction=prediction, events_all=events, info={"method": method})
+                                 prediction=prediction, events_all=events,
+                                 info={**dict(getattr(stored, "info", None) or {}), "method": method})
         self._set_result(result)
 
     def _set_result(self, result: Any) -> None:

@@ -717,6 +717,8 @@ function applyResultSettings(result) {
     const v = s[k];
     $("s-" + k).value = v === null || v === undefined ? "" : String(v);
   }
+  // a threshold chosen per recording ("auto") is chosen again, not fixed at the number it gave
+  if (result.threshold_auto) $("s-threshold").value = "auto";
   $("s-resample").checked = s.resample !== false;
   A.extraSettings = {};  // settings the panel has no field for
   for (const k of ["predict_mode", "kinetics_method"]) if (s[k] !== undefined && s[k] !== null) A.extraSettings[k] = s[k];
