@@ -18,11 +18,13 @@ CASES = {
     "window_size": ([30, 600, 3000], [29, 0, -600, 600.0, True, "600"]),
     "threshold": ([1e-6, 0.5, 0.999], [0, 1, 1.5, -0.1, float("nan"), True]),
     "filter_factor": ([2.01, 20, 100.0], [2, 1, 0.5, float("inf"), False]),
+    "rel_prom_cutoff": ([0.01, 0.25, 1], [0, 1.01, -0.5, float("nan"), None]),
+    "peak_w": ([1, 5, 40], [0, -1, 2.5, True, None]),
 }
 #: which settings class takes which declared setting
 TAKES = {
-    DetectSettings: ("window_size", "threshold", "filter_factor"),
-    LocateSettings: ("window_size", "threshold", "filter_factor"),
+    DetectSettings: ("window_size", "threshold", "filter_factor", "rel_prom_cutoff", "peak_w"),
+    LocateSettings: ("window_size", "threshold", "filter_factor", "rel_prom_cutoff", "peak_w"),
     MeasureSettings: ("window_size", "filter_factor"),
 }
 
@@ -73,7 +75,7 @@ def test_cli_reports_the_declared_bound(tmp_path) -> None:
     assert not (tmp_path / "r").exists()
     from minidet.cli import cli_names
 
-    for name in ("window_size", "threshold"):  # API messages name the CLI options (filter_factor has none)
+    for name in ("window_size", "threshold", "rel_prom_cutoff"):  # API messages name the CLI options
         try:
             check(name, -5.0)
         except ParameterError as exc:

@@ -41,6 +41,7 @@ _CLI_NAMES = (
     (re.compile(r"(?<![-\w])stride must\b"), "--stride must"),
     (re.compile(r"(?<![-\w])threshold must be (.*?), None or 'auto'"), r"--threshold must be \1 or 'auto'"),
     (re.compile(r"(?<![-\w])threshold must\b"), "--threshold must"),
+    (re.compile(r"(?<![-\w])rel_prom_cutoff must\b"), "--rel-prom-cutoff must"),
 )
 
 

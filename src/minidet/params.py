@@ -88,6 +88,11 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("filter_factor", "float", "", 20.0,
           "Butterworth low-pass cut-off = sampling rate / filter_factor, used where convolve_win is 0; "
           "> 2 keeps the cut-off below Nyquist.", low=2.0, low_open=True),
+    Param("rel_prom_cutoff", "float", "", 0.25,
+          "Relative prominence, in (0, 1], that separates overlapping events in one prediction peak.",
+          low=0.0, high=1.0, low_open=True),
+    Param("peak_w", "int", "prediction steps", 5,
+          "Minimum width of a prediction peak (miniML's peak_w).", low=1),
 )}
 
 

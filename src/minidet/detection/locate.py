@@ -159,8 +159,7 @@ class LocateSettings:
     def __post_init__(self) -> None:
         check_param("window_size", self.window_size)
         check_param("threshold", self.threshold, also=())  # a number by now: 'auto' is resolved before
-        if isinstance(self.peak_w, bool) or not isinstance(self.peak_w, (int, np.integer)) or self.peak_w < 1:
-            raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
+        check_param("peak_w", self.peak_w)
         if self.stride is not None and not (
             isinstance(self.stride, (int, float, np.number)) and math.isfinite(self.stride) and self.stride > 0
         ):
@@ -169,8 +168,7 @@ class LocateSettings:
         if self.gradient_convolve_win is not None:
             _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
         check_param("filter_factor", self.filter_factor)
-        if not (isinstance(self.rel_prom_cutoff, (int, float)) and 0 < self.rel_prom_cutoff <= 1):
-            raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
+        check_param("rel_prom_cutoff", self.rel_prom_cutoff)
         direction_sign(self.event_direction)
         if not (isinstance(self.mad_multiplier, (int, float)) and self.mad_multiplier > 0):
             raise ParameterError(f"mad_multiplier must be a positive number, got {self.mad_multiplier!r}")

@@ -180,11 +180,8 @@ class DetectSettings:
         if self.gradient_convolve_win is not None:
             _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
         check_param("filter_factor", self.filter_factor)
-        if not (isinstance(self.rel_prom_cutoff, (int, float)) and not isinstance(self.rel_prom_cutoff, bool)
-                and 0 < self.rel_prom_cutoff <= 1):
-            raise ParameterError(f"rel_prom_cutoff must be a number in (0, 1], got {self.rel_prom_cutoff!r}")
-        if not _is_int(self.peak_w) or self.peak_w < 1:
-            raise ParameterError(f"peak_w must be an integer >= 1 (prediction steps), got {self.peak_w!r}")
+        check_param("rel_prom_cutoff", self.rel_prom_cutoff)
+        check_param("peak_w", self.peak_w)
         _check_peak_prominence(self.peak_prominence)
         _check_smoothing_steps(self.smoothing_steps)
         if not _is_int(self.batch_size) or self.batch_size < 1:
