@@ -798,15 +798,30 @@ def dataset_rebalance(path: str, ratio: str, as_counts: bool, as_proportions: bo
               help="Address to bind; any other than localhost requires the printed token.")
 @click.option("--port", type=int, default=0, help="Port (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--order", type=click.Choice(["extraction", "uncertainty", "random"]), default=None,
+              help="Order to present the snippets in: as extracted, the ones --model is least sure of "
+                   "first (|p - 0.5|), or random (--seed); unscored ones first. Stored in the file. "
+                   "[the stored order; extraction for a new dataset]")
+@click.option("--model", "order_model", default=None, metavar="NAME|PATH",
+              help="With --order uncertainty: the model that scores the snippets (e.g. your last "
+                   "trained model, or gc-robust). [the dataset's prescore]")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --order random: the permutation's seed.")
 @handle_errors
-def score(path: str, recordings: tuple[str, ...], host: str, port: int, no_browser: bool) -> None:
-    """Score a dataset's snippets in the browser (0 no event, 1 event, 2 exclude)."""
+def score(path: str, recordings: tuple[str, ...], host: str, port: int, no_browser: bool,
+          order: str | None, order_model: str | None, seed: int) -> None:
+    """Score a dataset's snippets in the browser (0 no event, 1 event, 2 exclude).
+
+    With --order uncertainty --model M, the snippets M is least sure of come first: train,
+    score more in this order with the new model, train again (active learning).
+    """
     from .web.scoring import ScoringSession, build_app
 
-    session = ScoringSession(path, recordings=recordings)
+    session = ScoringSession(path, recordings=recordings, order=order, model=order_model, seed=seed)
     c = session.counts()
+    kind = session.state()["order_kind"]
     _serve(build_app(session), session, host, port, no_browser,
-           opened=f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored",
+           opened=f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored, {kind} order",
            how_to_end="Ctrl-C or 'save & quit' ends the session; every change is saved at once")
     click.echo(f"saved {path}")
 
