@@ -11,9 +11,9 @@ The simulation's truth stands in for the person who scores (as in ``train_calibr
 3. every order starts with the same first round: the first ``budgets[0]`` snippets in
    ``--start`` order (default extraction: a person starts at the top), since ranking by
    uncertainty needs a model trained on the person's data first -- the default ``gc-robust``
-   is sure of every event of these preparations (p > 0.98) and least sure of false
-   positives, so its most uncertain snippets are non-events only and nothing can be trained
-   on them (``--start uncertainty`` shows it);
+   gives nearly every extracted event of the slow preparation p > 0.98 and is least sure of
+   false positives, so its most uncertain snippets are non-events only and nothing can be
+   trained on them (``--start uncertainty`` shows it);
 4. then, for each scoring order, the person labels up to ``--budgets`` snippets in rounds; after each round
    the model is trained again from ``--base`` (transfer learning, ``--epochs`` epochs, the
    threshold rule inherited from the base) on every label so far, and the held-out
@@ -32,7 +32,7 @@ The simulation's truth stands in for the person who scores (as in ``train_calibr
 Until a labelled set holds 5 events and 5 non-events no model can be trained; the base
 model's F1 is printed for those rounds (what the person would use meanwhile).
 
-    python benchmarks/active_learning.py                        # ~10 min on 2 CPUs
+    python benchmarks/active_learning.py                        # 12-15 min on 2 CPUs
     python benchmarks/active_learning.py --budgets 20,40 --train 1 --test 1 --duration 20   # quick
     python benchmarks/active_learning.py --out al.json          # also write every figure (JSON)
 """
