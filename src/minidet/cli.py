@@ -644,16 +644,25 @@ def window(path: str, direction: str, plot_path: str | None, no_plot: bool, as_j
 @click.option("--no-filter", is_flag=True, help="Match the template on the unfiltered trace.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing noise stretches.")
 @click.option("--prescore", "prescore_model", default=None, help="Model that pre-scores every snippet, e.g. gc.")
+@click.option("--disagree-with", "disagree_model", default=None, metavar="NAME|PATH",
+              help="Add snippets where this model and template matching disagree (suggested score 2): "
+                   "events the model is sure of below --threshold-low, clear template events it doubts. "
+                   "Its event probability becomes every snippet's prescore.")
+@click.option("--model-sure", type=float, default=0.9, show_default=True,
+              help="With --disagree-with: prediction peak at which the model is sure of an event.")
+@click.option("--model-doubt", type=float, default=0.1, show_default=True,
+              help="With --disagree-with: event probability below which the model doubts a clear event.")
 @click.option("--force", is_flag=True, help="Replace an existing dataset file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @handle_errors
 def extract(paths: tuple[str, ...], window_size: int, out: str, rise_ms: float | None, decay_ms: float | None,
             threshold_high: float, threshold_mid: float, threshold_low: float, direction: str, no_filter: bool,
-            seed: int, prescore_model: str | None, force: bool, as_json: bool, **kwargs: Any) -> None:
+            seed: int, prescore_model: str | None, disagree_model: str | None, model_sure: float,
+            model_doubt: float, force: bool, as_json: bool, **kwargs: Any) -> None:
     """Extract training snippets from recordings by template matching into DATASET.h5."""
     from pathlib import Path
 
-    from .errors import OutputError
+    from .errors import OutputError, ParameterError
     from .io import load
     from .train import extract as ex
     from .train.dataset import check_unlocked, write_dataset
@@ -662,12 +671,15 @@ def extract(paths: tuple[str, ...], window_size: int, out: str, rise_ms: float |
         window_size=window_size, rise_s=None if rise_ms is None else rise_ms / 1e3,
         decay_s=None if decay_ms is None else decay_ms / 1e3, threshold_high=threshold_high,
         threshold_mid=threshold_mid, threshold_low=threshold_low, direction=direction,
-        filter=not no_filter, seed=seed)
+        filter=not no_filter, seed=seed, model_sure=model_sure, model_doubt=model_doubt)
+    if prescore_model and disagree_model:
+        raise ParameterError("--prescore and --disagree-with exclude each other (--disagree-with prescores "
+                             "every snippet with its model)")
     if Path(out).exists() and not force:
         raise OutputError(f"{out} exists; pass --force to replace it")
     check_unlocked(out)
     options = reader_kwargs(kwargs)
-    dataset, reports = ex.extract((load(p, **options) for p in paths), settings)
+    dataset, reports = ex.extract((load(p, **options) for p in paths), settings, disagree_with=disagree_model)
     dataset.attrs["reader_options"] = json.dumps({k: v for k, v in options.items() if v not in (None, 0.0)})
     if prescore_model:
         dataset.prescore = ex.prescore(dataset, prescore_model)
@@ -679,7 +691,9 @@ def extract(paths: tuple[str, ...], window_size: int, out: str, rise_ms: float |
         return
     for r in reports:
         click.echo(f"{r.source}: {r.n_clear} clear events, {r.n_intermediate} intermediate, {r.n_noise} noise "
-                   f"stretches (largest criterion {r.max_criterion:.3g})")
+                   f"stretches (largest criterion {r.max_criterion:.3g})"
+                   + (f"; {r.n_disagree} where {disagree_model} disagrees ({r.n_doubted} of the clear ones)"
+                      if disagree_model else ""))
         for note in r.notes:
             click.echo(f"  note: {note}")
     c = dataset.counts()
@@ -805,15 +819,30 @@ def dataset_rebalance(path: str, ratio: str, as_counts: bool, as_proportions: bo
               help="Address to bind; any other than localhost requires the printed token.")
 @click.option("--port", type=int, default=0, help="Port (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+@click.option("--order", type=click.Choice(["extraction", "uncertainty", "random"]), default=None,
+              help="Order to present the snippets in: as extracted, the ones --model is least sure of "
+                   "first (|p - 0.5|), or random (--seed); unscored ones first. Stored in the file. "
+                   "[the stored order; extraction for a new dataset]")
+@click.option("--model", "order_model", default=None, metavar="NAME|PATH",
+              help="With --order uncertainty: the model that scores the snippets (e.g. your last "
+                   "trained model, or gc-robust). [the dataset's prescore]")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --order random: the permutation's seed.")
 @handle_errors
-def score(path: str, recordings: tuple[str, ...], host: str, port: int, no_browser: bool) -> None:
-    """Score a dataset's snippets in the browser (0 no event, 1 event, 2 exclude)."""
+def score(path: str, recordings: tuple[str, ...], host: str, port: int, no_browser: bool,
+          order: str | None, order_model: str | None, seed: int) -> None:
+    """Score a dataset's snippets in the browser (0 no event, 1 event, 2 exclude).
+
+    With --order uncertainty --model M, the snippets M is least sure of come first: train,
+    score more in this order with the new model, train again (active learning).
+    """
     from .web.scoring import ScoringSession, build_app
 
-    session = ScoringSession(path, recordings=recordings)
+    session = ScoringSession(path, recordings=recordings, order=order, model=order_model, seed=seed)
     c = session.counts()
+    kind = session.state()["order_kind"]
     _serve(build_app(session), session, host, port, no_browser,
-           opened=f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored",
+           opened=f"scoring {path}: {c['total']} snippets, {c['unscored']} unscored, {kind} order",
            how_to_end="Ctrl-C or 'save & quit' ends the session; every change is saved at once")
     click.echo(f"saved {path}")
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from minidet.cli import main
 from minidet.errors import DatasetError, ParameterError
 from minidet.recording import Recording
-from minidet.train.dataset import CATEGORY_CLEAR, CATEGORY_INTERMEDIATE, CATEGORY_NOISE, read_dataset
+from minidet.train.dataset import (CATEGORY_CLEAR, CATEGORY_DISAGREE, CATEGORY_INTERMEDIATE, CATEGORY_NOISE,
+                                   read_dataset)
 from minidet.train.extract import ExtractSettings, extract, extract_recording
 from train_synthetic import synthetic_recording, write_h5_recording
 
@@ -149,3 +150,66 @@ def test_cli_extract_prescore(tmp_path) -> None:
     clear = ds.category == CATEGORY_CLEAR
     noise = ds.category == CATEGORY_NOISE
     assert np.median(ds.prescore[clear]) > 0.8 > 0.2 > np.median(ds.prescore[noise])
+
+
+# ---------------------------------------------------------------------- disagreement with a model
+def _big_and_small_events() -> tuple[Recording, np.ndarray, np.ndarray]:
+    """30 large and 30 small granule-cell events in one 10 s trace (noise SD ~2.1 pA)."""
+    big, on_big = synthetic_recording(n_events=30, amplitude=60, seed=1)
+    small, on_small = synthetic_recording(n_events=30, amplitude=10, seed=2)
+    rec = Recording(samples=big.samples + small.samples, sampling_rate=50e3, unit="pA", source="mix.h5", channel="Im")
+    return rec, on_big, on_small
+
+
+def test_disagreement_adds_events_the_model_is_sure_of_below_the_low_threshold() -> None:
+    pytest.importorskip("torch")
+    rec, on_big, on_small = _big_and_small_events()
+    # thresholds at which the small events' criterion (about 9-13) stays mostly below the low one
+    settings = ExtractSettings(window_size=600, threshold_high=16, threshold_mid=13, threshold_low=11)
+    plain, _ = extract_recording(rec, settings)
+    assert not (plain.category == CATEGORY_DISAGREE).any() and not np.isfinite(plain.prescore).any()
+    ds, report = extract_recording(rec, settings, model="gc")
+    found = ds.category == CATEGORY_DISAGREE
+    assert report.n_disagree == found.sum() >= 3 and report.n_doubted == 0
+    pre = int(round(0.15 * 600))
+    onsets = ds.raw_indices[found] + pre
+    # each is a true small event, none a large one; the person decides (suggested 2)
+    assert all(np.min(np.abs(on_small - o)) <= 5 for o in onsets)
+    assert all(np.min(np.abs(on_big - o)) > 600 // 10 for o in onsets)
+    assert (ds.scores[found] == 2).all() and (ds.criterion[found] < 11).all()
+    assert (ds.prescore[found] >= 0.5).all()
+    # the template-matching groups are those of the plain extraction, now with the model's score
+    for c in (CATEGORY_CLEAR, CATEGORY_INTERMEDIATE):
+        assert np.array_equal(ds.raw_indices[ds.category == c], plain.raw_indices[plain.category == c])
+    assert np.isfinite(ds.prescore).all() and ds.attrs["disagree_model"] == "gc"
+
+
+def test_disagreement_marks_clear_events_the_model_doubts() -> None:
+    pytest.importorskip("torch")
+    rec, _, _ = _big_and_small_events()
+    plain, _ = extract_recording(rec, ExtractSettings(window_size=600))
+    settings = ExtractSettings(window_size=600, model_doubt=0.5)
+    ds, report = extract_recording(rec, settings, model="gc")
+    was_clear = np.isin(ds.raw_indices, plain.raw_indices[plain.category == CATEGORY_CLEAR])
+    doubted = was_clear & (ds.prescore < 0.5)
+    assert report.n_doubted == doubted.sum() >= 1
+    assert (ds.category[doubted] == CATEGORY_DISAGREE).all() and (ds.scores[doubted] == 2).all()
+    assert (ds.category[was_clear & ~doubted] == CATEGORY_CLEAR).all()
+
+
+def test_cli_extract_disagree_with(tmp_path) -> None:
+    pytest.importorskip("torch")
+    rec, _, _ = _big_and_small_events()
+    path = write_h5_recording(tmp_path / "mix.h5", rec)
+    out = tmp_path / "ds.h5"
+    args = ["extract", path, "--window-size", "600", "--out", str(out), "--threshold-high", "16",
+            "--threshold-mid", "13", "--threshold-low", "11", "--disagree-with", "gc"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ds = read_dataset(out)
+    n = int((ds.category == CATEGORY_DISAGREE).sum())
+    assert n >= 3 and f"{n} where gc disagrees" in result.output
+    bad = CliRunner().invoke(main, args[:-2] + ["--disagree-with", "gc", "--model-sure", "0.05", "--force"])
+    assert bad.exit_code == 2 and "model_doubt" in bad.output and bad.output.strip().count("\n") == 0
+    both = CliRunner().invoke(main, args + ["--prescore", "gc", "--force"])
+    assert both.exit_code == 2 and "exclude each other" in both.output

@@ -168,3 +168,82 @@ def test_killed_server_loses_nothing(extracted: Path, score_server) -> None:
     output = again.terminate()
     assert "saved" in output
     assert not lock_path(extracted).exists() and not sidecar_path(extracted).exists()
+
+
+# ---------------------------------------------------------------------- presentation order
+def test_uncertainty_order_with_a_real_model_is_stored(extracted: Path) -> None:
+    """--order uncertainty --model gc: least sure first, unscored first, kept on reopening."""
+    session = ScoringSession(extracted, order="uncertainty", model="gc")
+    try:
+        ds = session.dataset
+        p = ds.prescore
+        assert np.isfinite(p).all() and ds.attrs["prescore_model"] == "gc"
+        order = np.asarray(session.state()["order"])
+        assert sorted(order.tolist()) == list(range(ds.n))
+        u = np.abs(p[order] - 0.5)
+        assert np.all(np.diff(u) >= 0)  # least sure first
+        assert u[0] < u[-1]  # the model is sure of some snippets and not of others
+        assert not np.array_equal(order, np.arange(ds.n))
+        assert session.state()["cursor"] == order[0] and session.state()["order_kind"] == "uncertainty"
+        # "next unscored" follows the order, not the extraction index
+        session.set_score(int(order[0]), 1)
+        assert session.find("unscored", int(order[0])) == order[1]
+        assert session.find("unscored", int(order[-1])) == order[1]  # wraps around
+        assert session.find("unscored", int(order[2]), step=-1) == order[1]
+    finally:
+        session.close()
+    stored = read_dataset(extracted)
+    assert stored.attrs["score_order"] == "uncertainty" and stored.attrs["score_order_model"] == "gc"
+    # reopened without --order: the same order and prescore
+    again = ScoringSession(extracted)
+    try:
+        assert again.state()["order"].tolist() == order.tolist()
+        assert np.allclose(again.dataset.prescore, p)
+    finally:
+        again.close()
+    # choosing the order again puts what is scored last; the rest keeps its uncertainty order
+    third = ScoringSession(extracted, order="uncertainty")
+    try:
+        reordered = np.asarray(third.state()["order"])
+        assert reordered[-1] == order[0]
+        assert reordered[:-1].tolist() == order[1:].tolist()
+        assert third.state()["cursor"] == order[1]
+    finally:
+        third.close()
+
+
+def test_random_and_extraction_order(extracted: Path) -> None:
+    def order_of(**kwargs):
+        session = ScoringSession(extracted, **kwargs)
+        try:
+            return np.asarray(session.state()["order"])
+        finally:
+            session.close()
+
+    n = read_dataset(extracted).n
+    first = order_of(order="random", seed=3)
+    assert sorted(first.tolist()) == list(range(n)) and not np.array_equal(first, np.arange(n))
+    assert np.array_equal(order_of(), first)  # stored
+    assert np.array_equal(order_of(order="random", seed=3), first)  # same seed, same order
+    assert not np.array_equal(order_of(order="random", seed=4), first)
+    assert np.array_equal(order_of(order="extraction"), np.arange(n))
+    assert (read_dataset(extracted).review_rank == -1).all()
+
+
+def test_bad_order_requests_are_refused_and_release_the_lock(extracted: Path) -> None:
+    from minidet.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="needs a model's score"):
+        ScoringSession(extracted, order="uncertainty")  # no --model, no stored prescore
+    with pytest.raises(ParameterError, match="only with order 'uncertainty'"):
+        ScoringSession(extracted, order="random", model="gc")
+    with pytest.raises(ParameterError, match="order must be one of"):
+        ScoringSession(extracted, order="sideways")
+    assert not lock_path(extracted).exists()
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "minidet.cli", "score", str(extracted), "--no-browser",
+                          "--order", "uncertainty"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "--model" in bad.stderr

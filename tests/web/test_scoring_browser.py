@@ -100,3 +100,30 @@ def test_score_kill_restart_resume(extracted: Path, score_server, browser, tmp_p
     final = read_dataset(extracted, apply_pending=False)  # folded into the HDF5 file itself
     assert final.scores[:3].tolist() == [1, 0, 1] and final.scores[clear] == 1 and int(final.scored.sum()) == 4
     assert np.array_equal(final.events, ds.events)
+
+
+def test_page_follows_the_stored_order(extracted: Path, score_server, browser) -> None:
+    """--order random: keys and auto-advance walk the session's order, not the extraction index."""
+    from selenium.webdriver.common.keys import Keys
+
+    server = score_server(extracted, "--order", "random", "--seed", "5")
+    ds = read_dataset(extracted)
+    order = np.argsort(ds.review_rank)
+    assert not np.array_equal(order, np.arange(ds.n))
+    open_page(browser, server.url)
+    shown = lambda: browser.execute_script("return window.minidetScoring.index")  # noqa: E731
+    assert shown() == order[0] and text(browser, "index") == "#1"
+    assert f"snippet {order[0] + 1}" in text(browser, "meta") and "random order" in text(browser, "meta")
+    body = browser.find_element("tag name", "body")
+    body.send_keys("0")  # score the first in the order, advance to the second
+    wait_for(lambda: shown() == order[1], what="advance along the order")
+    body.send_keys(Keys.ARROW_RIGHT)
+    wait_for(lambda: shown() == order[2] and text(browser, "index") == "#3", what="arrow along the order")
+    body.send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT)
+    wait_for(lambda: shown() == order[0], what="back to the first")
+    body.send_keys("n")  # next unscored after the first: the second in the order
+    wait_for(lambda: shown() == order[1], what="next unscored along the order")
+    settled(browser)
+    server.terminate()
+    final = read_dataset(extracted)
+    assert final.scored.sum() == 1 and final.scored[order[0]] and final.scores[order[0]] == 0

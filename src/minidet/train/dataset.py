@@ -13,13 +13,16 @@ minidet adds, as extra datasets that miniML ignores:
 ``scored``         (n,) bool: a person has scored the snippet (``scores`` is the extractor's
                    suggestion until then; a file without it counts as scored)
 ``category``       (n,) int8: how the extractor found it: 1 high threshold, 2 intermediate
-                   threshold, 0 pure-noise stretch, -1 unknown (a miniML file)
+                   threshold, 0 pure-noise stretch, 3 model and template matching disagree
+                   (``minidet extract --disagree-with``), -1 unknown (a miniML file)
 ``criterion``      (n,) float64: Clements-Bekkers detection criterion at the snippet (NaN: none)
 ``prescore``       (n,) float64: a model's event probability (NaN: not pre-scored)
 ``channel``        (n,) bytes: channel of the source recording
 ``sampling_rate``  (n,) float64: Hz of the source recording (NaN: unknown)
 ``noise_sd``       (n,) float64: noise SD of the source recording in its unit, as noise-scaled
                    models measure it (:func:`minidet.noise.recording_noise_sd`; NaN: unknown)
+``review_rank``    (n,) int64: the position at which a scoring session presents the snippet
+                   (``minidet score --order``; -1 everywhere: extraction order)
 
 and attributes on the root (``format``, ``window_size``, template and thresholds, ``cursor``).
 
@@ -48,6 +51,7 @@ from ..errors import DatasetError, DatasetLockedError, OutputError, ParameterErr
 
 __all__ = [
     "CATEGORY_CLEAR",
+    "CATEGORY_DISAGREE",
     "CATEGORY_INTERMEDIATE",
     "CATEGORY_NOISE",
     "CATEGORY_UNKNOWN",
@@ -72,12 +76,13 @@ FORMAT_NAME = "minidet-training-data"
 FORMAT_VERSION = 1
 
 SCORE_NAMES = {0: "no event", 1: "event", 2: "exclude"}
-CATEGORY_UNKNOWN, CATEGORY_NOISE, CATEGORY_CLEAR, CATEGORY_INTERMEDIATE = -1, 0, 1, 2
+CATEGORY_UNKNOWN, CATEGORY_NOISE, CATEGORY_CLEAR, CATEGORY_INTERMEDIATE, CATEGORY_DISAGREE = -1, 0, 1, 2, 3
 CATEGORY_NAMES = {
     CATEGORY_UNKNOWN: "unknown",
     CATEGORY_NOISE: "noise stretch",
     CATEGORY_CLEAR: "high threshold",
     CATEGORY_INTERMEDIATE: "intermediate threshold",
+    CATEGORY_DISAGREE: "model / template disagreement",
 }
 
 #: The four groups of the seed workflow, in the order of a ratio "a:b:c:d".
@@ -100,6 +105,7 @@ _EXTRA_DEFAULTS: dict[str, Any] = {
     "channel": "",
     "sampling_rate": np.nan,
     "noise_sd": np.nan,
+    "review_rank": -1,
 }
 _EXTRA_DTYPES = {
     "scored": np.bool_,
@@ -108,6 +114,7 @@ _EXTRA_DTYPES = {
     "prescore": np.float64,
     "sampling_rate": np.float64,
     "noise_sd": np.float64,
+    "review_rank": np.int64,
 }
 SIDECAR_SUFFIX = ".scores.json"
 LOCK_SUFFIX = ".lock"
@@ -134,6 +141,7 @@ class Dataset:
     channel: np.ndarray | None = None
     sampling_rate: np.ndarray | None = None
     noise_sd: np.ndarray | None = None
+    review_rank: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,7 +157,7 @@ class Dataset:
             elif name == "channel":
                 value = _as_str_array(value, n, name)
             else:
-                value = _check_1d(np.asarray(value), n, name, integer=name in ("category",))
+                value = _check_1d(np.asarray(value), n, name, integer=name in ("category", "review_rank"))
                 value = value.astype(_EXTRA_DTYPES[name])
             setattr(self, name, value)
         self.attrs = dict(self.attrs)
@@ -378,6 +386,7 @@ def write_dataset(
             f.create_dataset("channel", data=_encode(dataset.channel))
             f.create_dataset("sampling_rate", data=dataset.sampling_rate.astype(np.float64))
             f.create_dataset("noise_sd", data=dataset.noise_sd.astype(np.float64))
+            f.create_dataset("review_rank", data=dataset.review_rank.astype(np.int64))
             attrs = dict(dataset.attrs)
             attrs.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, window_size=dataset.window_size)
             for key, value in attrs.items():
@@ -587,6 +596,10 @@ def merge(datasets: list[Dataset]) -> Dataset:
         if any(d.attrs.get(key) != attrs[key] for d in datasets[1:]):
             del attrs[key]  # settings that differ between the inputs describe none of them
     attrs["merged_from"] = len(datasets)
+    # each input's scoring order ranks only its own snippets: the merged file starts afresh
+    arrays["review_rank"] = np.full(arrays["events"].shape[0], -1, dtype=np.int64)
+    for key in ("score_order", "score_order_seed", "score_order_model"):
+        attrs.pop(key, None)
     return Dataset(**arrays, attrs=attrs)
 
 

@@ -8,6 +8,13 @@ The recipe of miniML's training workflow, per recording:
 * pure noise: windows that a very low threshold leaves untouched, non-overlapping, drawn at
   random, as many as the clear events (suggested score 0).
 
+With a model to disagree with (``minidet extract --disagree-with MODEL``), a fourth group for
+active learning: snippets where the model and template matching disagree (category
+``CATEGORY_DISAGREE``, suggested score 2, decided by the person): events the model is sure
+of (prediction peak >= ``model_sure``) where the criterion stays below the low threshold, and
+clear template-matching events the model doubts (event probability < ``model_doubt``). Every
+snippet then carries the model's event probability as its prescore.
+
 Template matching runs in O(n log n) (:func:`minidet.classic.template.clements_bekkers`) on a
 copy of the trace smoothed with a Hann window (window_size / 30 samples, as miniML does); the
 snippets are cut from the unfiltered trace, each ``window_size`` samples long with the event
@@ -31,7 +38,7 @@ from scipy import signal
 from ..classic.template import clements_bekkers, find_events, peak_time_s
 from ..errors import DatasetError, ParameterError
 from ..recording import Recording
-from .dataset import CATEGORY_CLEAR, CATEGORY_INTERMEDIATE, CATEGORY_NOISE, Dataset, merge
+from .dataset import CATEGORY_CLEAR, CATEGORY_DISAGREE, CATEGORY_INTERMEDIATE, CATEGORY_NOISE, Dataset, merge
 
 __all__ = [
     "BASELINE_FRACTION",
@@ -142,6 +149,11 @@ class ExtractSettings:
         Pure-noise stretches per clear event from each recording.
     seed
         Seed for drawing the noise stretches.
+    model_sure, model_doubt
+        With a model to disagree with: a prediction peak at or above ``model_sure`` is an
+        event the model is sure of; an event probability below ``model_doubt`` is a clear
+        template-matching event the model doubts. ``0 < model_doubt < model_sure < 1``
+        (0.1, 0.9).
     """
 
     window_size: int = 600
@@ -154,6 +166,8 @@ class ExtractSettings:
     filter: bool = True
     noise_per_event: float = 1.0
     seed: int = 0
+    model_sure: float = 0.9
+    model_doubt: float = 0.1
 
     def __post_init__(self) -> None:
         if isinstance(self.window_size, bool) or not isinstance(self.window_size, (int, np.integer)) or self.window_size < 16:
@@ -174,6 +188,12 @@ class ExtractSettings:
             raise ParameterError(f"direction must be 'negative' or 'positive', got {self.direction!r}")
         if not (math.isfinite(self.noise_per_event) and self.noise_per_event >= 0):
             raise ParameterError(f"noise_per_event must be >= 0, got {self.noise_per_event!r}")
+        sure, doubt = self.model_sure, self.model_doubt
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (sure, doubt)) \
+                or not 0 < doubt < sure < 1:
+            raise ParameterError(
+                f"model thresholds must satisfy 0 < model_doubt < model_sure < 1, got "
+                f"model_doubt={doubt!r}, model_sure={sure!r}")
 
     def template(self, sampling_rate: float) -> WindowTemplate:
         """The template at ``sampling_rate`` (Hz)."""
@@ -195,6 +215,8 @@ class RecordingReport:
     n_clear: int = 0
     n_intermediate: int = 0
     n_noise: int = 0
+    n_disagree: int = 0  # of them n_doubted of the n_clear high-threshold detections
+    n_doubted: int = 0
     noise_available: int = 0
     max_criterion: float = float("nan")
     notes: list[str] = field(default_factory=list)
@@ -213,8 +235,12 @@ def _hann_smooth(x: np.ndarray, width: int) -> np.ndarray:
     return signal.oaconvolve(padded, win, mode="same")[width:-width]
 
 
-def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[Dataset, RecordingReport]:
+def extract_recording(recording: Recording, settings: ExtractSettings,
+                      model: Any = None) -> tuple[Dataset, RecordingReport]:
     """Snippets from one recording (see the module docstring); suggested scores 1, 2, 0.
+
+    With ``model`` (a loaded model, bundled name or file), the disagreement group too
+    (suggested score 2) and every snippet's prescore.
 
     Raises
     ------
@@ -277,6 +303,11 @@ def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[
 
     if not clear_pos and not mid_pos:
         raise DatasetError(f"{source}: no sweep is longer than one window of {W} samples")
+    if model is not None:
+        model = _loaded(model)
+        disagree = _model_sure_template_silent(recording, settings, model, crit_full, pre, min_distance)
+    else:
+        disagree = np.zeros(0, np.int64)
     finite = np.isfinite(crit_full)
     report.max_criterion = float(np.max(crit_full[finite])) if finite.any() else float("nan")
     clear = np.concatenate(clear_pos) if clear_pos else np.zeros(0, np.int64)
@@ -292,11 +323,12 @@ def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[
             f"only {noise_all.size} event-free stretches for {clear.size} clear events (frequent events or a short trace)"
         )
 
-    starts = np.concatenate([clear - pre, mid - pre, noise_all]).astype(np.int64)
+    starts = np.concatenate([clear - pre, mid - pre, disagree - pre, noise_all]).astype(np.int64)
     categories = np.concatenate([
-        np.full(clear.size, CATEGORY_CLEAR), np.full(mid.size, CATEGORY_INTERMEDIATE), np.full(noise_all.size, CATEGORY_NOISE)
+        np.full(clear.size, CATEGORY_CLEAR), np.full(mid.size, CATEGORY_INTERMEDIATE),
+        np.full(disagree.size, CATEGORY_DISAGREE), np.full(noise_all.size, CATEGORY_NOISE)
     ]).astype(np.int8)
-    scores = np.where(categories == CATEGORY_CLEAR, 1, np.where(categories == CATEGORY_INTERMEDIATE, 2, 0))
+    scores = np.where(categories == CATEGORY_CLEAR, 1, np.where(categories == CATEGORY_NOISE, 0, 2))
     snippets = np.stack([recording.samples[s:s + W] for s in starts]) if starts.size else np.zeros((0, W))
     snippets = snippets - snippets[:, :base_n].mean(axis=1, keepdims=True)
     criterion = np.array([
@@ -319,7 +351,63 @@ def extract_recording(recording: Recording, settings: ExtractSettings) -> tuple[
         attrs={**_settings_attrs(settings, template), "unit": recording.unit},
     )
     report.n_clear, report.n_intermediate, report.n_noise = int(clear.size), int(mid.size), int(noise_all.size)
+    if model is not None:
+        dataset.prescore = prescore(dataset, model)
+        doubted = (dataset.category == CATEGORY_CLEAR) & (dataset.prescore < settings.model_doubt)
+        dataset.category[doubted] = CATEGORY_DISAGREE
+        dataset.scores[doubted] = 2
+        report.n_disagree = int(disagree.size + doubted.sum())
+        report.n_doubted = int(doubted.sum())
+        dataset.attrs.update(_model_attrs(model, settings))
     return dataset, report
+
+
+def _loaded(model: Any) -> Any:
+    """A loaded model from a name, a path or a loaded model."""
+    if hasattr(model, "predict_windows") and hasattr(model, "metadata"):
+        return model
+    from .. import load_model
+
+    return load_model(model)
+
+
+def _model_attrs(model: Any, settings: ExtractSettings) -> dict[str, Any]:
+    name = str(getattr(model, "name", "") or getattr(model.metadata, "name", ""))
+    return {"prescore_model": name, "disagree_model": name,
+            "model_sure": settings.model_sure, "model_doubt": settings.model_doubt}
+
+
+def _model_sure_template_silent(recording: Recording, settings: ExtractSettings, model: Any,
+                                onset_crit: np.ndarray, pre: int, min_distance: int) -> np.ndarray:
+    """Onsets (samples) of events ``model`` is sure of where the criterion stays below the low threshold.
+
+    The model's prediction peaks at or above ``settings.model_sure`` (:func:`minidet.detect`
+    with that threshold and the extraction's window and direction); an event counts when the
+    largest criterion within ``min_distance`` samples of its onset is below
+    ``settings.threshold_low`` and its window lies inside one sweep.
+    """
+    from ..detection.pipeline import detect
+
+    W = settings.window_size
+    found = detect(recording, model, threshold=settings.model_sure, window_size=W,
+                   event_direction=settings.direction, progress=False)
+    events = found.events_all
+    if events.empty:
+        return np.zeros(0, np.int64)
+    onset = events["onset_sample"].to_numpy(dtype=np.float64)
+    onset = np.where(np.isfinite(onset), onset, events["sample"].to_numpy(dtype=np.float64))
+    onset = np.round(onset[np.isfinite(onset)]).astype(np.int64)
+    out = []
+    bounds = recording.sweep_bounds()
+    for o in np.unique(onset):
+        first = o - pre
+        if not any(a <= first and first + W <= b for a, b in bounds):
+            continue
+        near = onset_crit[max(0, o - min_distance):o + min_distance + 1]
+        near = near[np.isfinite(near)]
+        if near.size and near.max() < settings.threshold_low:
+            out.append(o)
+    return np.asarray(out, dtype=np.int64)
 
 
 def _noise_sd(recording: Recording, window_size: int) -> float:
@@ -363,11 +451,13 @@ def _settings_attrs(settings: ExtractSettings, template: WindowTemplate) -> dict
 def extract(
     recordings: Iterable[Recording],
     settings: ExtractSettings,
+    disagree_with: Any = None,
 ) -> tuple[Dataset, list[RecordingReport]]:
     """Extract from several recordings into one dataset.
 
     ``recordings`` is a sequence of :class:`Recording` or an iterable yielding them (so the CLI
-    can load one file at a time).
+    can load one file at a time). ``disagree_with``: a model (bundled name, file or loaded
+    model) whose disagreements with template matching become a fourth group (module docstring).
 
     Raises
     ------
@@ -377,8 +467,9 @@ def extract(
     """
     parts: list[Dataset] = []
     reports: list[RecordingReport] = []
+    model = _loaded(disagree_with) if disagree_with is not None else None
     for recording in recordings:  # type: ignore[union-attr]
-        part, report = extract_recording(recording, settings)
+        part, report = extract_recording(recording, settings, model)
         parts.append(part)
         reports.append(report)
     if not parts:
@@ -394,6 +485,8 @@ def extract(
     dataset = merge(parts) if len(parts) > 1 else parts[0]
     dataset.attrs.pop("merged_from", None)
     dataset.attrs.update(_settings_attrs(settings, settings.template(1.0)))
+    if model is not None:
+        dataset.attrs.update(_model_attrs(model, settings))
     # template time constants in samples differ between files of different rates when given in s
     rates = np.unique(dataset.sampling_rate[np.isfinite(dataset.sampling_rate)])
     if settings.rise_s is not None or settings.decay_s is not None:
@@ -408,8 +501,8 @@ def extract(
 
 
 # ============================================================================ pre-scoring
-def prescore(dataset: Dataset, model_name: str) -> np.ndarray:
-    """A model's event probability for each snippet of ``dataset``.
+def prescore(dataset: Dataset, model_name: Any) -> np.ndarray:
+    """A model's event probability for each snippet of ``dataset`` (model: name, file or loaded).
 
     Snippets are resampled to the network's input size (when the window differs) and inverted
     when the dataset's event direction differs from the model's training direction. The
@@ -417,9 +510,7 @@ def prescore(dataset: Dataset, model_name: str) -> np.ndarray:
     noise-scaled model) subtracts its median and divides by the snippet's ``noise_sd``;
     snippets without one get NaN.
     """
-    from .. import load_model
-
-    model = load_model(model_name)
+    model = _loaded(model_name)
     windows = np.asarray(dataset.events, dtype=np.float64)
     if windows.shape[0] == 0:
         return np.zeros(0)

@@ -23,7 +23,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import MinidetError
+from ..errors import MinidetError, ParameterError
+from ..train.active import ORDERS, presentation_order, review_ranks
 from ..train.dataset import (
     CATEGORY_NAMES,
     Dataset,
@@ -55,6 +56,16 @@ class ScoringSession:
         stored path and the dataset's folder.
     fold_delay_s
         Seconds after the last change before the HDF5 file is rewritten.
+    order
+        ``"extraction"``, ``"uncertainty"`` or ``"random"`` (:mod:`minidet.train.active`):
+        the order to present snippets in, stored in the file; None keeps the stored order
+        (extraction order for a new dataset).
+    model
+        With ``order="uncertainty"``: the model (bundled name or file) whose event
+        probability ranks the snippets; it replaces the dataset's prescore. Without it the
+        stored prescore is used.
+    seed
+        With ``order="random"``: the permutation's seed.
 
     Raises
     ------
@@ -62,10 +73,18 @@ class ScoringSession:
         Another session holds the dataset.
     DatasetError
         The file is not a valid dataset.
+    ParameterError
+        An unknown order, a model without ``order="uncertainty"``, or ``"uncertainty"``
+        without a model's score.
     """
 
     def __init__(self, path: str | os.PathLike[str], recordings: Iterable[str | os.PathLike[str]] = (),
-                 fold_delay_s: float = 0.5) -> None:
+                 fold_delay_s: float = 0.5, order: str | None = None, model: str | None = None,
+                 seed: int = 0) -> None:
+        if order is not None and order not in ORDERS:
+            raise ParameterError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+        if model is not None and order != "uncertainty":
+            raise ParameterError("a model ranks the snippets only with order 'uncertainty' (--order uncertainty)")
         self.path = Path(path).resolve()
         self.dataset: Dataset = read_dataset(self.path)  # validate before taking the lock
         self.lock = DatasetLock(self.path).acquire()
@@ -83,11 +102,33 @@ class ScoringSession:
             self.stats = {"changes": 0, "sidecar_writes_s": [], "folds_s": []}
             if self.dataset.attrs.pop("_pending_sidecar", False):
                 self._fold()  # scores from a session that ended without folding them in
+            if order is not None:
+                self._choose_order(order, model, int(seed))
+            self.order = presentation_order(self.dataset)
+            self._position = np.empty(self.dataset.n, dtype=np.int64)
+            self._position[self.order] = np.arange(self.dataset.n)
             self._heartbeat = threading.Thread(target=self._beat, name="lock-heartbeat", daemon=True)
             self._heartbeat.start()
         except BaseException:
             self.lock.release()
             raise
+
+    def _choose_order(self, order: str, model: str | None, seed: int) -> None:
+        """Rank the snippets in ``order``, store it in the file, start at the first unscored one."""
+        ds = self.dataset
+        if model is not None:
+            from ..train.extract import prescore
+
+            ds.prescore = prescore(ds, model)
+            ds.attrs["prescore_model"] = str(model)
+        ds.review_rank = review_ranks(ds, order, seed)
+        ds.attrs["score_order"] = order
+        ds.attrs["score_order_seed"] = seed
+        ds.attrs["score_order_model"] = str(ds.attrs.get("prescore_model", "")) if order == "uncertainty" else ""
+        sequence = presentation_order(ds)
+        unscored = sequence[~ds.scored[sequence]]
+        ds.attrs["cursor"] = int(unscored[0]) if unscored.size else (int(sequence[0]) if ds.n else 0)
+        self._fold()
 
     # ------------------------------------------------------------------ persistence
     def _beat(self) -> None:
@@ -150,6 +191,9 @@ class ScoringSession:
             "n": ds.n,
             "window_size": ds.window_size,
             "cursor": ds.cursor,
+            "order": self.order,
+            "order_kind": str(ds.attrs.get("score_order", "extraction")),
+            "order_model": str(ds.attrs.get("score_order_model", "")),
             "counts": self.counts(),
             "can_undo": bool(self._undo),
             "baseline_fraction": float(ds.attrs.get("baseline_fraction", 0.15)),
@@ -187,7 +231,8 @@ class ScoringSession:
         }
 
     def find(self, kind: str, start: int, step: int = 1) -> int | None:
-        """Next snippet after ``start`` (wrapping around) that is ``unscored`` or ``unclear`` (score 2)."""
+        """Next snippet after ``start`` (wrapping around) in the session's order that is
+        ``unscored`` or ``unclear`` (score 2)."""
         ds = self.dataset
         if kind == "unscored":
             mask = ~ds.scored
@@ -197,7 +242,8 @@ class ScoringSession:
             raise HTTPError(400, f"kind must be 'unscored' or 'unclear', got {kind!r}")
         if not mask.any():
             return None
-        order = (start + step * np.arange(1, ds.n + 1)) % ds.n
+        here = int(self._position[start]) if 0 <= start < ds.n else 0
+        order = self.order[(here + step * np.arange(1, ds.n + 1)) % ds.n]
         hits = order[mask[order]]
         return int(hits[0])
 

@@ -7,7 +7,10 @@ const NAMES = { 1: "event", 0: "no event", 2: "exclude" };
 
 const app = {
   state: null,
-  index: 0,
+  index: 0,         // the snippet shown
+  pos: 0,           // its position in the session's order (minidet score --order)
+  order: [],        // snippet indices in the order they are presented
+  position: [],     // snippet index -> position
   nav: 0,
   snippets: new Map(),
   contexts: new Map(),
@@ -62,21 +65,32 @@ async function snippet(i) {
   return app.snippets.get(i);
 }
 
-function prefetch(i) {
-  for (const j of [i + 1, i + 2, i - 1]) if (j >= 0 && j < app.state.n) snippet(j).catch(() => {});
+function prefetch(pos) {
+  for (const p of [pos + 1, pos + 2, pos - 1]) if (p >= 0 && p < app.state.n) snippet(app.order[p]).catch(() => {});
 }
 
 // ------------------------------------------------------------------ navigation
-async function show(i) {
+// Snippets are presented in the session's order: showAt() takes a position in it, show() a
+// snippet index (what the server answers with).
+function show(i) {
   const n = app.state.n;
   if (n === 0) return;
   i = ((i % n) + n) % n;
+  return showAt(app.position[i]);
+}
+
+async function showAt(pos) {
+  const n = app.state.n;
+  if (n === 0) return;
+  pos = ((pos % n) + n) % n;
+  const i = app.order[pos];
+  app.pos = pos;
   app.index = i;
   app.nav += 1;
   const s = await snippet(i);
   if (app.index !== i) return;       // the person moved on meanwhile
   render(s);
-  prefetch(i);
+  prefetch(pos);
   loadContext(i);
   clearTimeout(app.cursorTimer);
   app.cursorTimer = setTimeout(() => post("/api/cursor", { index: i }).catch(() => {}), 400);
@@ -100,7 +114,8 @@ async function setScore(score, advance) {
   post("/api/score", { index: i, score: score })
     .then((r) => updateCounts(r.counts, r.can_undo))
     .catch((e) => flash("not saved: " + e.message, true));
-  if (advance && $("advance").checked && i + 1 < app.state.n) show(i + 1);
+  const pos = app.position[i];
+  if (advance && $("advance").checked && pos + 1 < app.state.n) showAt(pos + 1);
 }
 
 async function cycle() {
@@ -201,12 +216,16 @@ function range(values) {
 function render(s) {
   const color = colorOf(s);
   const n = app.state.n;
-  $("index").textContent = `#${s.index + 1}`;
+  $("index").textContent = `#${app.position[s.index] + 1}`;
   $("of").textContent = `of ${n}`;
   const badge = $("badge");
   badge.className = "badge s" + s.score + (s.scored ? "" : " suggested");
   badge.textContent = s.scored ? `${s.score} · ${NAMES[s.score]}` : `unscored · suggested ${NAMES[s.score]}`;
   const parts = [];
+  if (app.state.order_kind !== "extraction") {
+    const by = app.state.order_kind === "uncertainty" && app.state.order_model ? ` of ${escapeHtml(app.state.order_model)}` : "";
+    parts.push(`snippet ${s.index + 1} · ${escapeHtml(app.state.order_kind)} order${by}`);
+  }
   if (s.source) parts.push(`<b>${escapeHtml(basename(s.source))}</b>${s.channel ? " · " + escapeHtml(s.channel) : ""}`);
   if (s.raw_index >= 0) {
     parts.push(s.sampling_rate ? `at ${(s.raw_index / s.sampling_rate).toFixed(4)} s (sample ${s.raw_index})`
@@ -298,10 +317,10 @@ function onKey(e) {
   if ((e.ctrlKey || e.metaKey) && (k === "z" || k === "Z")) { e.preventDefault(); undo(); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   switch (k) {
-    case "ArrowLeft": show(app.index - 1); break;
-    case "ArrowRight": show(app.index + 1); break;
-    case "Home": show(0); break;
-    case "End": show(app.state.n - 1); break;
+    case "ArrowLeft": showAt(app.pos - 1); break;
+    case "ArrowRight": showAt(app.pos + 1); break;
+    case "Home": showAt(0); break;
+    case "End": showAt(app.state.n - 1); break;
     case "0": case "1": case "2": setScore(Number(k), true); break;
     case "m": case "M": cycle(); break;
     case "n": case "N": jump("unscored"); break;
@@ -319,7 +338,7 @@ function onWheel(e) {
   if (Math.abs(app.wheel) >= step) {
     const n = Math.trunc(app.wheel / step);
     app.wheel -= n * step;
-    show(app.index + Math.sign(n));
+    showAt(app.pos + Math.sign(n));
   }
 }
 
@@ -331,13 +350,16 @@ async function main() {
     return;
   }
   document.title = `${app.state.name} · minidet scoring`;
+  app.order = app.state.order;
+  app.position = new Array(app.order.length);
+  app.order.forEach((index, pos) => { app.position[index] = pos; });
   $("file").textContent = app.state.file;
   updateCounts(app.state.counts, app.state.can_undo);
   document.addEventListener("keydown", onKey);
   $("snippet").addEventListener("wheel", onWheel, { passive: false });
   $("context").addEventListener("wheel", onWheel, { passive: false });
-  $("prev").onclick = () => show(app.index - 1);
-  $("next").onclick = () => show(app.index + 1);
+  $("prev").onclick = () => showAt(app.pos - 1);
+  $("next").onclick = () => showAt(app.pos + 1);
   $("set1").onclick = () => setScore(1, true);
   $("set0").onclick = () => setScore(0, true);
   $("set2").onclick = () => setScore(2, true);
