@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 import minidet
+from minidet.report.writers import atomic_write
 from minidet.simulation import simulate, simulate_to_file
 from minidet.train.active import uncertainty
 from minidet.train.extract import ExtractSettings, extract, prescore
@@ -187,13 +188,6 @@ def labels_to_reach(rows: list[dict], target: float) -> int | None:
     return None
 
 
-def write_json_atomically(path: str, payload: dict) -> None:
-    final = Path(path)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, final)
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -243,10 +237,11 @@ def main(argv=None) -> int:
                   f"{'met' if met else 'NOT met'}")
     print(f"total {total_s:.0f} s")
     if args.out:
-        write_json_atomically(args.out, {"args": {k: v for k, v in vars(args).items() if k != "workdir"},
-                                         "pool": {"n": pool.n, "truth_counts": counts},
-                                         "base_f1": base_f1, "target": target, "results": results,
-                                         "total_s": total_s})
+        with atomic_write(args.out) as f:  # temp file + rename
+            json.dump({"args": {k: v for k, v in vars(args).items() if k != "workdir"},
+                       "pool": {"n": pool.n, "truth_counts": counts},
+                       "base_f1": base_f1, "target": target, "results": results,
+                       "total_s": total_s}, f, indent=2)
     return 0
 
 

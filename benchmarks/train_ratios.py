@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 import minidet
+from minidet.report.writers import atomic_write
 from minidet.simulation import SimulationSettings, simulate, simulate_to_file
 from minidet.train.dataset import GROUPS, RATIO_PRESETS, rebalance, split_groups
 from minidet.train.extract import ExtractSettings, extract
@@ -88,13 +89,6 @@ def pooled(model, tests, **detect_kwargs) -> tuple[float, float, float]:
     for rec, truth in tests:
         counts += f1_row(truth, minidet.detect(rec, model, progress=False, **detect_kwargs))
     return scores(*counts)
-
-
-def write_json_atomically(path: str, payload: dict) -> None:
-    final = Path(path)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, final)
 
 
 def main(argv=None) -> int:
@@ -154,8 +148,9 @@ def main(argv=None) -> int:
         print(f"{r['row']:18s} {r['ratio']:16s} {kept:18s} | {rs:6.3f} {ps:6.3f} {f1s:6.3f}   | {rf:6.3f} {pf:6.3f} {f1f:6.3f}")
     print(f"total {total_s:.0f} s")
     if args.out:
-        write_json_atomically(args.out, {"args": vars(args), "available": available, "split": how,
-                                         "rows": rows, "total_s": total_s})
+        with atomic_write(args.out) as f:  # temp file + rename
+            json.dump({"args": vars(args), "available": available, "split": how,
+                       "rows": rows, "total_s": total_s}, f, indent=2)
     return 0
 
 
