@@ -118,6 +118,16 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _estimated_f1(auto: dict[str, Any]) -> float | None:
+    """The estimated F1 at the threshold ``threshold="auto"`` chose (None where not recorded)."""
+    grid, f1 = list(auto.get("grid") or []), list(auto.get("f1_estimate") or [])
+    chosen = float(auto["threshold"])
+    if chosen not in grid or len(f1) != len(grid):
+        return None
+    value = f1[grid.index(chosen)]
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 def threshold_sentence(result: Any) -> str:
     """How the detection threshold was chosen, from the result's settings and ``info``."""
     info = dict(getattr(result, "info", None) or {})
@@ -136,12 +146,8 @@ def threshold_sentence(result: Any) -> str:
         chosen = float(auto["threshold"])
         who = {"model": f"the default of model {meta.get('name') or '?'}", "given": "as asked for"}.get(source, "")
         grid = auto.get("grid") or []
-        f1 = auto.get("f1_estimate") or []
-        est = ""
-        if chosen in grid and len(f1) == len(grid):
-            value = f1[grid.index(chosen)]
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                est = f" (estimated F1 there {value:.3g})"
+        value = _estimated_f1(auto)
+        est = f" (estimated F1 there {value:.3g})" if value is not None else ""
         return (f"Threshold {chosen:g}, chosen for this recording (threshold 'auto'{', ' + who if who else ''}): "
                 "the peaks of the model's prediction on the inverted recording, where events point the wrong "
                 "way, estimate the false detections at each threshold from "
@@ -175,11 +181,8 @@ def threshold_phrase(result: Any) -> str:
     auto = info.get("auto_threshold")
     if isinstance(auto, dict) and auto.get("threshold") is not None:
         chosen = float(auto["threshold"])
-        grid, f1 = list(auto.get("grid") or []), list(auto.get("f1_estimate") or [])
-        est = ""
-        if chosen in grid and len(f1) == len(grid) and isinstance(f1[grid.index(chosen)], (int, float)) \
-                and math.isfinite(f1[grid.index(chosen)]):
-            est = f", estimated F1 {f1[grid.index(chosen)]:.2f}"
+        value = _estimated_f1(auto)
+        est = f", estimated F1 {value:.2f}" if value is not None else ""
         return f"threshold {chosen:g} (auto: chosen for this recording{est})"
     threshold = settings.get("threshold")
     if threshold is None:
