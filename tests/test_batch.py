@@ -273,7 +273,7 @@ def test_bad_inputs_are_refused_before_any_work(data, tmp_path):
     m.write_text(f"path,threshold\n{data / 'a/cell0.h5'},high\n")
     _refused(tmp_path, [m], ParameterError, "line 2, column 'threshold'")
     m.write_text(f"path,threshold\n{data / 'a/cell0.h5'},1.5\n")
-    _refused(tmp_path, [m], ParameterError, "line 2: threshold must be a number in")
+    _refused(tmp_path, [m], ParameterError, "line 2, column 'threshold': threshold must be a number in")
     _refused(tmp_path, [str(data / "*.abf")], RecordingNotFoundError, "matches no files")
     _refused(tmp_path, [data / "nothing-here.h5"], RecordingNotFoundError, "no such file or folder")
     with pytest.raises(ParameterError, match="unknown detection setting"):

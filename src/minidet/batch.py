@@ -263,19 +263,10 @@ def _parse_bool(text: str) -> bool:
 
 
 def _convert_setting(name: str, text: str) -> Any:
-    from .detection.pipeline import DetectSettings
+    """A manifest cell of a detection-setting column, as the declared type (minidet.params)."""
+    from .params import PARAMS
 
-    kind = str(DetectSettings.__dataclass_fields__[name].type)
-    if "bool" in kind:
-        return _parse_bool(text)
-    if "int" in kind:
-        number = float(text)
-        if not number.is_integer():
-            raise ValueError(f"not an integer: {text!r}")
-        return int(number)
-    if "float" in kind:
-        return float(text)
-    return text
+    return PARAMS[name].parse(text)
 
 
 def _convert_reader(key: str, text: str) -> Any:

@@ -31,24 +31,13 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-_CLI_NAMES = (
-    (re.compile(r"\bresample=False\b"), "--no-resample"),
-    (re.compile(r"\bresample=True\b"), "--resample"),
-    (re.compile(r"\bwindow_size=(?=\d)"), "--window-size "),
-    (re.compile(r"\bwindow_size=None\b"), "no --window-size"),
-    (re.compile(r"(?<![-\w])window_size\b"), "--window-size"),
-    (re.compile(r"\bstride=(?=\d)"), "--stride "),
-    (re.compile(r"(?<![-\w])stride must\b"), "--stride must"),
-    (re.compile(r"(?<![-\w])threshold must be (.*?), None or 'auto'"), r"--threshold must be \1 or 'auto'"),
-    (re.compile(r"(?<![-\w])threshold must\b"), "--threshold must"),
-    (re.compile(r"(?<![-\w])rel_prom_cutoff must\b"), "--rel-prom-cutoff must"),
-)
-
 
 def cli_names(message: str) -> str:
     """An error message of the API with its argument names written as the CLI options
     (``window_size=643`` -> ``--window-size 643``, ``resample=False`` -> ``--no-resample``)."""
-    for pattern, replacement in _CLI_NAMES:
+    from .params import cli_patterns
+
+    for pattern, replacement in cli_patterns():
         message = pattern.sub(replacement, message)
     return message
 
@@ -143,55 +132,46 @@ def parse_event_list(spec: str | None) -> list[int]:
     return sorted(numbers)
 
 
-class _Threshold(click.ParamType):
-    """A number in (0, 1) or ``auto``."""
+class _Setting(click.ParamType):
+    """A declared detection setting's value from its text (:meth:`minidet.params.Param.from_text`);
+    the range is checked with the other settings, and the error names the option."""
 
-    name = "0-1|auto"
+    def __init__(self, param: Any) -> None:
+        self.param = param
+        kinds = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT"}
+        self.name = kinds.get(param.kind, "TEXT") + ("|auto" if "auto" in param.also else "")
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if isinstance(value, float) or value is None:
+        if not isinstance(value, str):
             return value
-        if str(value).strip().lower() == "auto":
-            return "auto"
+        from .errors import ParameterError
+
         try:
-            return float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+            return self.param.from_text(value)
+        except ParameterError as exc:
+            self.fail(cli_names(str(exc)), param, ctx)
 
 
 def detect_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Model and detection-setting options shared by ``detect`` and ``batch``
-    (see :class:`minidet.detection.pipeline.DetectSettings`; :func:`detect_overrides` reads them)."""
-    options = [
-        click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                     help="Bundled model name or path of a model file (.safetensors, miniML .h5/.keras)."),
-        click.option("--window-size", type=int, default=None,
-                     help="Samples one event spans; the trace is resampled so it fits the model's input. [model default]"),
-        click.option("--stride", type=int, default=None, help="Step between prediction windows, samples. [model default]"),
-        click.option("--threshold", type=_Threshold(), default=None,
-                     help="Event probability threshold, 0-1, or 'auto': chosen for each recording from its "
-                          "inverted trace (scores it twice). [model default]"),
-        click.option("--event-direction", type=click.Choice(["negative", "positive"]), default=None,
-                     help="Direction of the events in the recording. [model default]"),
-        click.option("--training-direction", type=click.Choice(["negative", "positive"]), default=None,
-                     help="Direction of the events the model was trained on. [model default]"),
-        click.option("--convolve-win", type=int, default=None,
-                     help="Hann filter width for measuring, samples. [model default]"),
-        click.option("--gradient-convolve-win", type=int, default=None,
-                     help="Hann filter width of the derivative, samples. [model default]"),
-        click.option("--rel-prom-cutoff", type=float, default=None,
-                     help="Relative prominence that separates overlapping events, 0-1. [model default]"),
-        click.option("--peak-prominence", type=float, default=None,
-                     help="Minimum prominence of a prediction peak, 0-1 (miniML: the threshold). [model default]"),
-        click.option("--smoothing-steps", type=int, default=None,
-                     help="Average the prediction over this many window steps before finding its peaks "
-                          "(1 = none, as miniML). [model default]"),
-        click.option("--resample/--no-resample", "resample", default=None,
-                     help="Resample the trace so that one --window-size window fills the model's input "
-                          "(needed for a window other than the input size). [on for models that may be "
-                          "resampled: every 600-sample-input model]"),
-        click.option("--device", default=None, help="Torch device: auto, cpu, cuda, cuda:1, mps. [auto]"),
-    ]
+    """Model and detection-setting options shared by ``detect`` and ``batch``, one per setting
+    declared in :data:`minidet.params.PARAMS` (see :class:`minidet.detection.pipeline.DetectSettings`;
+    :func:`detect_overrides` reads them)."""
+    from .params import PARAMS
+
+    options = []
+    for p in PARAMS.values():
+        if not p.cli:
+            continue
+        if p.name == "model":
+            options.append(click.option("--model", default=p.default, show_default=True, help=p.help))
+        elif p.kind == "bool":
+            options.append(click.option(f"{p.option}/--no-{p.option[2:]}", p.name, default=None,
+                                        help=p.option_help()))
+        elif p.kind == "choice":
+            options.append(click.option(p.option, p.name, type=click.Choice(list(p.choices)), default=None,
+                                        help=p.option_help()))
+        else:
+            options.append(click.option(p.option, p.name, type=_Setting(p), default=None, help=p.option_help()))
     for option in reversed(options):
         func = option(func)
     return func

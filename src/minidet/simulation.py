@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OutputError, ParameterError
+from .params import check as check_param
 from .noise import NoiseSpectrum, coloured_noise, noise_kernel, resolve_spectrum
 from .recording import Recording
 
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 TRANSIENT_KINDS = ("spike", "biphasic", "step", "sag")
-_DIRECTIONS = ("negative", "positive")
 _CHUNK = 1 << 20  # samples rendered at once
 _CLIP_Z = 3.0  # log-normal draws are clipped at +-3 SD (keeps kernels finite)
 
@@ -119,8 +119,7 @@ class SimulationSettings:
             raise ParameterError(
                 f"decay_tau_s ({self.decay_tau_s:g} s) must be longer than rise_tau_s ({self.rise_tau_s:g} s)"
             )
-        if self.event_direction not in _DIRECTIONS:
-            raise ParameterError(f"event_direction must be one of {_DIRECTIONS}, got {self.event_direction!r}")
+        check_param("event_direction", self.event_direction)
         n = self.n_samples
         if n < 2:
             raise ParameterError(

@@ -116,7 +116,7 @@ def test_cli_threshold_auto(noisy, tmp_path):
                                   str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["detect", str(path), "--threshold", "often", "--out", str(tmp_path / "o2")])
-    assert r.exit_code == 2 and "neither a number nor 'auto'" in r.output
+    assert r.exit_code == 2 and "--threshold must be a number in (0, 1) or 'auto', got 'often'" in r.output
 
 
 def _write(recording, path):

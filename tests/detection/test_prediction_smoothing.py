@@ -123,7 +123,7 @@ def test_cli_rejects_a_bad_value_in_one_line(tmp_path, option, value, field):
     result = CliRunner().invoke(main, ["detect", example, "--out", str(tmp_path / "out"), option, value])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and field in lines[0]
+    assert len(lines) == 1 and f"{option} must be" in lines[0]  # the error names the option
     assert not (tmp_path / "out").exists()
 
 # ----------------------------------------------------------------------------- peak prominence

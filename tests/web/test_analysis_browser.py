@@ -268,6 +268,16 @@ def test_reopened_recording_offers_its_results_with_their_settings(browser, tmp_
         assert browser.find_element("id", "s-window_size").get_attribute("value") == "480"
         assert browser.find_element("id", "s-peak_w").get_attribute("value") == "7"
         assert browser.find_element("id", "s-rel_prom_cutoff").get_attribute("value") == "0.4"
+        # every field comes from the declared settings (minidet.params): choices, bounds, help
+        kinetics = Select(browser.find_element("id", "s-kinetics_method"))
+        assert [o.get_attribute("value") for o in kinetics.options] == ["", "fit", "filtered"]
+        assert kinetics.first_selected_option.get_attribute("value") == "fit"  # the results' own
+        assert [o.get_attribute("value") for o in Select(browser.find_element("id", "s-predict_mode")).options] == [
+            "", "fast", "full"]
+        window = browser.find_element("id", "s-window_size")
+        assert window.get_attribute("min") == "30"
+        assert "Samples of the recording in one window" in window.find_element("xpath", "..").get_attribute("title")
+        assert browser.find_element("id", "s-convolve_win").get_attribute("min") == "0"
         assert Select(browser.find_element("id", "method")).first_selected_option.get_attribute("value") == "deconvolution"
         assert f"results in {out}" in text(browser, "settings-note-text")
         assert not browser.find_element("id", "saved-offer").is_displayed()

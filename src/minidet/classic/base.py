@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage, optimize
 
 from ..errors import ParameterError
+from ..params import check
 
 __all__ = [
     "ClassicDetections",
@@ -20,7 +21,6 @@ __all__ = [
     "gaussian_fit_sd",
 ]
 
-_DIRECTIONS = ("negative", "positive")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,8 +63,7 @@ class ClassicDetections:
 
 def direction_sign(direction: str) -> int:
     """-1 for ``"negative"``, +1 for ``"positive"``."""
-    if direction not in _DIRECTIONS:
-        raise ParameterError(f"event_direction must be one of {_DIRECTIONS}, got {direction!r}")
+    check("event_direction", direction)
     return -1 if direction == "negative" else 1
 
 

@@ -42,7 +42,7 @@ from scipy.ndimage import correlate1d, maximum_filter1d
 
 from ..errors import ParameterError
 from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
-from ..params import check as check_param
+from ..params import check, check_fields, default
 from ..windows import default_stride
 
 __all__ = [
@@ -63,35 +63,10 @@ __all__ = [
     "locate_events",
 ]
 
-_DIRECTIONS = ("negative", "positive")
-
-
 def direction_sign(direction: str) -> int:
     """-1 for ``"negative"``, +1 for ``"positive"``; anything else is a ParameterError."""
-    if direction not in _DIRECTIONS:
-        raise ParameterError(f"event_direction must be one of {_DIRECTIONS}, got {direction!r}")
+    check("event_direction", direction)
     return -1 if direction == "negative" else 1
-
-
-def _check_hann_size(name: str, value: int, *, zero_means: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name} must be an integer number of samples, got {value!r}")
-    # hann(1) and hann(2) are all zeros (division by zero when normalised)
-    if value < 0 or value in (1, 2):
-        raise ParameterError(f"{name} must be 0 ({zero_means}) or an integer >= 3 samples, got {value!r}")
-
-
-def _check_peak_prominence(value) -> None:
-    if value is not None and not (
-        isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0 < value <= 1
-    ):
-        raise ParameterError(f"peak_prominence must be a number in (0, 1] or None (= threshold), got {value!r}")
-
-
-def _check_smoothing_steps(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(
-            f"smoothing_steps must be an integer >= 1 (prediction steps; 1 = no smoothing), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -143,37 +118,29 @@ class LocateSettings:
         fall below the threshold. Integer >= 1.
     """
 
-    window_size: int = 600
+    window_size: int = default("window_size")
     threshold: float = 0.5
-    peak_w: int = 5
+    peak_w: int = default("peak_w")
     stride: float | None = None
-    convolve_win: int = 20
-    gradient_convolve_win: int | None = None
-    filter_factor: float = 20.0
-    rel_prom_cutoff: float = 0.25
-    event_direction: str = "negative"
+    convolve_win: int = default("convolve_win")
+    gradient_convolve_win: int | None = default("gradient_convolve_win")
+    filter_factor: float = default("filter_factor")
+    rel_prom_cutoff: float = default("rel_prom_cutoff")
+    event_direction: str = default("event_direction")
     mad_multiplier: float = 4.0
-    smoothing_steps: int = 1
-    peak_prominence: float | None = None
+    smoothing_steps: int = default("smoothing_steps")
+    peak_prominence: float | None = default("peak_prominence")
 
     def __post_init__(self) -> None:
-        check_param("window_size", self.window_size)
-        check_param("threshold", self.threshold, also=())  # a number by now: 'auto' is resolved before
-        check_param("peak_w", self.peak_w)
+        # the declared settings (minidet.params); the threshold is a number by now: 'auto' is
+        # resolved before the locator runs
+        check_fields(self, also={"threshold": ()}, skip=("stride",))  # stride: the prediction step
         if self.stride is not None and not (
             isinstance(self.stride, (int, float, np.number)) and math.isfinite(self.stride) and self.stride > 0
         ):
             raise ParameterError(f"stride must be a positive number of samples or None, got {self.stride!r}")
-        _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
-        if self.gradient_convolve_win is not None:
-            _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
-        check_param("filter_factor", self.filter_factor)
-        check_param("rel_prom_cutoff", self.rel_prom_cutoff)
-        direction_sign(self.event_direction)
         if not (isinstance(self.mad_multiplier, (int, float)) and self.mad_multiplier > 0):
             raise ParameterError(f"mad_multiplier must be a positive number, got {self.mad_multiplier!r}")
-        _check_peak_prominence(self.peak_prominence)
-        _check_smoothing_steps(self.smoothing_steps)
 
     @property
     def sign(self) -> int:

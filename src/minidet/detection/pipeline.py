@@ -20,13 +20,12 @@ import pandas as pd
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
-from ..params import check as check_param
+from ..params import check_fields, default, metadata_keys, integer_settings
 from ..windows import default_stride
-from ..measure.kinetics import KINETICS_METHODS, MeasureSettings, measure_events
+from ..measure.kinetics import MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
-from .locate import (LocateSettings, _check_hann_size, _check_peak_prominence, _check_smoothing_steps,
-                     direction_sign, locate_events)
+from .locate import LocateSettings, direction_sign, locate_events
 
 __all__ = ["DetectSettings", "DetectionResult", "EVENT_COLUMNS", "detect", "empty_events"]
 
@@ -64,22 +63,7 @@ _INT_COLUMNS = ("sample", "onset_sample", "peak_sample")
 _BOOL_COLUMNS = ("overlapping", "excluded")
 
 # model metadata keys that supply defaults for DetectSettings fields
-_METADATA_KEYS = {
-    "window_size": ("window_size",),
-    "threshold": ("threshold", "model_threshold"),
-    "event_direction": ("event_direction",),
-    "training_direction": ("training_direction",),
-    "convolve_win": ("convolve_win",),
-    "gradient_convolve_win": ("gradient_convolve_win",),
-    "stride": ("stride",),
-    "resample": ("resample", "resample_to_600"),
-    "smoothing_steps": ("smoothing_steps",),
-    "peak_prominence": ("peak_prominence",),
-}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+_METADATA_KEYS = metadata_keys()  # setting -> the model-metadata keys that may supply it
 
 
 @dataclass(frozen=True)
@@ -141,57 +125,31 @@ class DetectSettings:
         miniML. See :mod:`minidet.detection.predict`.
     """
 
-    model: str = DEFAULT_MODEL
-    window_size: int = 600
-    stride: int | None = None
-    threshold: float | str | None = None
-    event_direction: str = "negative"
-    training_direction: str | None = None
-    resample: bool = True
-    convolve_win: int = 20
-    gradient_convolve_win: int | None = None
-    filter_factor: float = 20.0
-    rel_prom_cutoff: float = 0.25
-    peak_w: int = 5
-    smoothing_steps: int = 1
-    peak_prominence: float | None = None
-    batch_size: int = 128
-    device: str = "auto"
-    predict_mode: str = "fast"
-    kinetics_method: str = "fit"
+    model: str = default("model")
+    window_size: int = default("window_size")
+    stride: int | None = default("stride")
+    threshold: float | str | None = default("threshold")
+    event_direction: str = default("event_direction")
+    training_direction: str | None = default("training_direction")
+    resample: bool = default("resample")
+    convolve_win: int = default("convolve_win")
+    gradient_convolve_win: int | None = default("gradient_convolve_win")
+    filter_factor: float = default("filter_factor")
+    rel_prom_cutoff: float = default("rel_prom_cutoff")
+    peak_w: int = default("peak_w")
+    smoothing_steps: int = default("smoothing_steps")
+    peak_prominence: float | None = default("peak_prominence")
+    batch_size: int = default("batch_size")
+    device: str = default("device")
+    predict_mode: str = default("predict_mode")
+    kinetics_method: str = default("kinetics_method")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ParameterError(f"model must be a model name or file path, got {self.model!r}")
-        check_param("window_size", self.window_size)
-        if self.stride is not None and (not _is_int(self.stride) or not 1 <= self.stride <= self.window_size):
+        check_fields(self)  # every field is declared in minidet.params
+        if self.stride is not None and self.stride > self.window_size:
             raise ParameterError(
                 f"stride must be an integer from 1 to window_size ({self.window_size}) samples or None, got {self.stride!r}"
             )
-        check_param("threshold", self.threshold)
-        direction_sign(self.event_direction)
-        if self.training_direction is not None and self.training_direction not in ("negative", "positive"):
-            raise ParameterError(
-                f"training_direction must be 'negative', 'positive' or None, got {self.training_direction!r}"
-            )
-        if not isinstance(self.resample, (bool, np.bool_)):
-            raise ParameterError(f"resample must be True or False, got {self.resample!r}")
-        _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
-        if self.gradient_convolve_win is not None:
-            _check_hann_size("gradient_convolve_win", self.gradient_convolve_win, zero_means="no smoothing")
-        check_param("filter_factor", self.filter_factor)
-        check_param("rel_prom_cutoff", self.rel_prom_cutoff)
-        check_param("peak_w", self.peak_w)
-        _check_peak_prominence(self.peak_prominence)
-        _check_smoothing_steps(self.smoothing_steps)
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ParameterError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-        if self.predict_mode not in ("fast", "full"):
-            raise ParameterError(f"predict_mode must be 'fast' or 'full', got {self.predict_mode!r}")
-        if self.kinetics_method not in KINETICS_METHODS:
-            raise ParameterError(f"kinetics_method must be one of {KINETICS_METHODS}, got {self.kinetics_method!r}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -294,8 +252,7 @@ def resolve_settings(
     if not explicit_stride and values.get("window_size") != meta_values.get("window_size"):
         values["stride"] = None
     # metadata may carry numpy / float types for integer fields
-    for name in ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
-                 "batch_size"):
+    for name in integer_settings():
         v = values.get(name)
         if isinstance(v, (float, np.floating, np.integer)) and not isinstance(v, bool) and float(v).is_integer():
             values[name] = int(v)

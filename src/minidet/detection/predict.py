@@ -68,14 +68,15 @@ import numpy as np
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
+from ..params import PARAMS, check, check_fields, default
 from ..windows import default_stride, may_resample
 from ..recording import LazyTrace, Recording
 
 __all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict",
            "predict_recording"]
 
-DIRECTIONS = ("negative", "positive")
-MODES = ("fast", "full")
+DIRECTIONS = PARAMS["event_direction"].choices
+MODES = PARAMS["predict_mode"].choices
 #: fast mode, level 1: network samples between coarse windows (8 strides of 20)
 DEFAULT_COARSE_STEP = 160
 #: fast mode, level 2: network samples between windows near a "warm" coarse window (4 strides)
@@ -84,7 +85,7 @@ DEFAULT_REFINE_STEP = 80
 DEFAULT_WARM_THRESHOLD = 3e-4
 #: fast mode: a window above this gets every window within refine_step scored
 DEFAULT_REFINE_THRESHOLD = 2e-3
-DEFAULT_BATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = default("batch_size")
 #: samples of the network's grid resampled at once (resampling only)
 DEFAULT_CHUNK_SIZE = 1 << 18
 #: show a progress bar by default from this many windows on
@@ -155,9 +156,9 @@ class PredictSettings:
     stride: int | None = None
     event_direction: str | None = None
     training_direction: str | None = None
-    resample: bool = True
+    resample: bool = default("resample")
     batch_size: int = DEFAULT_BATCH_SIZE
-    device: str = "auto"
+    device: str = default("device")
     mode: str = "fast"
     coarse_step: int = DEFAULT_COARSE_STEP
     refine_step: int = DEFAULT_REFINE_STEP
@@ -167,29 +168,12 @@ class PredictSettings:
     engine: str = "fast"
 
     def __post_init__(self) -> None:
-        if self.window_size is not None and (not _is_int(self.window_size) or self.window_size < 12):
+        # the declared settings (minidet.params); None here means "the model's"
+        check_fields(self, also={"window_size": (None,), "event_direction": (None,)})
+        if self.stride is not None and self.window_size is not None and self.stride > self.window_size:
             raise ParameterError(
-                f"window_size must be an integer >= 12 samples or None, got {self.window_size!r}")
-        if self.stride is not None:
-            if not _is_int(self.stride) or self.stride < 1:
-                raise ParameterError(
-                    f"stride must be a positive integer number of samples or None, got {self.stride!r}")
-            if self.window_size is not None and self.stride > self.window_size:
-                raise ParameterError(
-                    f"stride must be from 1 to window_size ({self.window_size}) samples, got {self.stride!r}")
-        for key in ("event_direction", "training_direction"):
-            value = getattr(self, key)
-            if value is not None and value not in DIRECTIONS:
-                raise ParameterError(f"{key} must be one of {DIRECTIONS} or None, got {value!r}")
-        if not isinstance(self.resample, (bool, np.bool_)):
-            raise ParameterError(f"resample must be True or False, got {self.resample!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ParameterError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ParameterError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.mode not in MODES:
-            raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
+                f"stride must be from 1 to window_size ({self.window_size}) samples, got {self.stride!r}")
+        check("predict_mode", self.mode)
         if not _is_int(self.coarse_step) or self.coarse_step < 1:
             raise ParameterError(
                 f"coarse_step must be an integer >= 1 (network samples), got {self.coarse_step!r}")

@@ -45,9 +45,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..params import check as check_param
+from ..params import PARAMS, check_fields, default
 from ..recording import Recording
-from ..detection.locate import _check_hann_size, _filter_margin, analysis_filter, direction_sign, filter_range
+from ..detection.locate import _filter_margin, analysis_filter, direction_sign, filter_range
 
 __all__ = ["MeasureSettings", "KINETICS_COLUMNS", "KINETICS_METHODS", "fit_kinetics", "GATHER_SPAN", "gather_windows", "event_windows", "measure_events"]
 
@@ -64,8 +64,8 @@ KINETICS_COLUMNS = (
     "decay_tau_s",
 )
 
-#: ``MeasureSettings.kinetics_method`` values
-KINETICS_METHODS = ("fit", "filtered")
+#: ``MeasureSettings.kinetics_method`` values (declared in minidet.params)
+KINETICS_METHODS = PARAMS["kinetics_method"].choices
 
 
 @dataclass(frozen=True)
@@ -97,22 +97,17 @@ class MeasureSettings:
         on the analysis-filtered window for all of them (decay tau NaN).
     """
 
-    window_size: int = 600
-    convolve_win: int = 20
-    filter_factor: float = 20.0
-    event_direction: str = "negative"
+    window_size: int = default("window_size")
+    convolve_win: int = default("convolve_win")
+    filter_factor: float = default("filter_factor")
+    event_direction: str = default("event_direction")
     rise_low: float = 0.1
     rise_high: float = 0.9
     charge_half_decays: float = 4.0
-    kinetics_method: str = "fit"
+    kinetics_method: str = default("kinetics_method")
 
     def __post_init__(self) -> None:
-        if self.kinetics_method not in KINETICS_METHODS:
-            raise ParameterError(f"kinetics_method must be one of {KINETICS_METHODS}, got {self.kinetics_method!r}")
-        check_param("window_size", self.window_size)
-        _check_hann_size("convolve_win", self.convolve_win, zero_means="Butterworth low-pass")
-        check_param("filter_factor", self.filter_factor)
-        direction_sign(self.event_direction)
+        check_fields(self)  # the declared settings (minidet.params)
         if not (0 < self.rise_low < self.rise_high < 1):
             raise ParameterError(
                 f"rise_low and rise_high must satisfy 0 < rise_low < rise_high < 1, got {self.rise_low!r}, {self.rise_high!r}"

@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import DEFAULT_MODEL, preprocess
 from ..errors import MinidetError, OutputError, ParameterError
+from ..params import PARAMS
 from ..recording import Recording
 from ..report import writers
 from .decimate import Envelope, EnvelopeSlice
@@ -58,10 +59,6 @@ SNAPSHOT_FILE = "results.h5"
 SAVED_DIR = "saved"  # in the state folder: where each recording's results were last saved
 
 # settings the page may send, with their types (everything detect takes)
-_INT_SETTINGS = ("window_size", "stride", "convolve_win", "gradient_convolve_win", "peak_w", "smoothing_steps",
-                 "batch_size")
-_FLOAT_SETTINGS = ("threshold", "filter_factor", "rel_prom_cutoff", "peak_prominence")
-_STR_SETTINGS = ("event_direction", "training_direction", "device")
 _HISTOGRAMS = (  # column, label, factor (to the shown unit), unit ("" -> the recording's)
     ("amplitude", "amplitude", 1.0, ""),
     ("rise_time_s", "10-90% rise", 1e3, "ms"),
@@ -147,29 +144,9 @@ def detect_overrides(raw: Any) -> dict[str, Any]:
         raise ParameterError(f"unknown setting(s) {unknown}; allowed: {', '.join(sorted(names))}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if key in _INT_SETTINGS:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ParameterError(f"{key} must be a whole number, got {value!r}") from None
-            if isinstance(value, bool) or not number.is_integer():
-                raise ParameterError(f"{key} must be a whole number, got {value!r}")
-            out[key] = int(number)
-        elif key == "threshold" and isinstance(value, str) and value.strip().lower() == "auto":
-            out[key] = "auto"
-        elif key in _FLOAT_SETTINGS:
-            try:
-                out[key] = float(value)
-            except (TypeError, ValueError):
-                raise ParameterError(f"{key} must be a number, got {value!r}") from None
-        elif key == "resample":
-            if not isinstance(value, bool):
-                raise ParameterError(f"resample must be true or false, got {value!r}")
-            out[key] = value
-        else:
-            out[key] = str(value)
+        parsed = PARAMS[key].parse(value)  # the declared type, range and message (minidet.params)
+        if parsed is not None:
+            out[key] = parsed
     return out
 
 
@@ -1238,7 +1215,10 @@ def build_app(session: AnalysisSession) -> WebApp:
     def model_list(request: Request) -> dict[str, Any]:
         from ..classic import METHODS
 
-        return {"models": models(), "default": DEFAULT_MODEL, "methods": ["miniml", *sorted(METHODS)]}
+        from ..params import schema
+
+        return {"models": models(), "default": DEFAULT_MODEL, "methods": ["miniml", *sorted(METHODS)],
+                "settings": schema()}
 
     @api("GET", "/api/files")
     def files(request: Request) -> dict[str, Any]:

@@ -669,8 +669,31 @@ function addStep() {
 }
 
 // ------------------------------------------------------------------ detection
-const SETTING_KEYS = ["window_size", "threshold", "event_direction", "training_direction", "convolve_win",
-  "gradient_convolve_win", "stride", "rel_prom_cutoff", "peak_w", "smoothing_steps", "peak_prominence", "filter_factor", "batch_size", "device"];
+// the fields of the settings panel: every declared setting (minidet.params, sent with
+// /api/models) that has an element s-<name>; resample is the checkbox
+let SETTING_KEYS = [];
+A.schema = {};
+// what an empty field means where the setting has no default of its own
+const UNSET_HINT = { stride: "window / 30", gradient_convolve_win: "2 × filter", peak_prominence: "= threshold" };
+
+function applySchema(rows) {
+  A.schema = Object.fromEntries(rows.map((r) => [r.name, r]));
+  SETTING_KEYS = rows.map((r) => r.name).filter((k) => k !== "model" && k !== "resample" && $("s-" + k));
+  for (const k of [...SETTING_KEYS, "resample"]) {
+    const r = A.schema[k], el = $("s-" + k);
+    const label = el.closest("label");
+    if (label) label.title = `${r.help} Accepts ${r.accepted}.`;
+    if (r.kind === "choice" && el.tagName === "SELECT") {
+      const first = el.options[0].textContent;
+      el.innerHTML = `<option value="">${first}</option>` + r.choices.map((c) => `<option>${c}</option>`).join("");
+    }
+    if (el.type === "number") {
+      if (r.low !== null && r.low !== undefined && !r.low_open && !(r.also || []).includes(0)) el.min = String(r.low);
+      else if ((r.also || []).includes(0)) el.min = "0";
+      if (r.high !== null && r.high !== undefined && !r.high_open) el.max = String(r.high);
+    }
+  }
+}
 
 function modelDefaults() {
   const name = $("model").value;
@@ -684,12 +707,13 @@ function showModelDefaults() {
   document.querySelector(".model-file").hidden = !miniml || $("model").value !== "__file__";
   const defaults = m ? { window_size: m.window_size, threshold: m.threshold, stride: m.stride, convolve_win: m.convolve_win,
     gradient_convolve_win: m.gradient_convolve_win, smoothing_steps: m.smoothing_steps, peak_prominence: m.peak_prominence } : {};
-  const fallback = { window_size: 600, threshold: miniml ? 0.5 : "", convolve_win: 20, gradient_convolve_win: "2 × filter",
-    rel_prom_cutoff: 0.25, peak_w: 5, smoothing_steps: 1, peak_prominence: "= threshold", filter_factor: 20, batch_size: 128, stride: "window / 30" };
+  const fallback = Object.assign(Object.fromEntries(Object.values(A.schema).map((r) => [r.name, r.default])),
+    UNSET_HINT, { threshold: miniml ? 0.5 : "" });
   for (const k of SETTING_KEYS) {
     const el = $("s-" + k);
     if (el.tagName === "SELECT") {
-      el.options[0].textContent = m && m[k] && miniml ? `model (${m[k]})` : "model default";
+      const dflt = A.schema[k] && !A.schema[k].from_model ? `default (${A.schema[k].default})` : "model default";
+      el.options[0].textContent = m && m[k] && miniml ? `model (${m[k]})` : dflt;
     } else if (k !== "device") {
       const v = defaults[k] ?? fallback[k];
       el.placeholder = v === undefined || v === null ? "" : String(v);
@@ -721,7 +745,9 @@ function applyResultSettings(result) {
   if (result.threshold_auto) $("s-threshold").value = "auto";
   $("s-resample").checked = s.resample !== false;
   A.extraSettings = {};  // settings the panel has no field for
-  for (const k of ["predict_mode", "kinetics_method"]) if (s[k] !== undefined && s[k] !== null) A.extraSettings[k] = s[k];
+  for (const k of Object.keys(A.schema)) {
+    if (k !== "model" && k !== "resample" && !SETTING_KEYS.includes(k) && s[k] !== undefined && s[k] !== null) A.extraSettings[k] = s[k];
+  }
   showModelDefaults();
   const model = result.method && result.method !== "miniml" ? `method ${result.method}` : `model ${s.model}`;
   showSettingsNote(result.origin === "results" ? `Settings and ${model} of the results in ${result.opened_from}.`
@@ -1506,6 +1532,7 @@ async function main() {
   try {
     const [models, st] = await Promise.all([api("/api/models"), api("/api/state")]);
     A.models = models.models;
+    applySchema(models.settings);
     const msel = $("model");
     msel.innerHTML = A.models.map((m) => `<option value="${m.name}">${m.name}</option>`).join("") + '<option value="__file__">model file…</option>';
     if (A.models.some((m) => m.name === models.default)) msel.value = models.default;
