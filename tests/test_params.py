@@ -209,3 +209,17 @@ def test_schema_is_json_for_the_app() -> None:
     assert [r["name"] for r in rows] == list(PARAMS)
     assert {r["name"]: r["option"] for r in rows}["window_size"] == "--window-size"
     assert len(cli_patterns()) > len(PARAMS)
+
+
+def test_a_commands_own_options_are_named_in_its_errors(tmp_path) -> None:
+    """Not only the detection settings: a command's snake_case options (extract's
+    --model-sure / --model-doubt) are written as options, but not inside paths."""
+    from minidet import examples
+
+    result = CliRunner().invoke(main, ["extract", str(examples.path()), "--window-size", "600", "--out",
+                                       str(tmp_path / "model_sure" / "ds.h5"), "--disagree-with", "gc",
+                                       "--model-sure", "1.5"])
+    assert result.exit_code == 2
+    assert "0 < --model-doubt < --model-sure < 1" in result.stderr, result.stderr
+    assert cli_names("see /tmp/model_sure/x.h5 or model_sure.h5", main.commands["extract"]) == \
+        "see /tmp/model_sure/x.h5 or model_sure.h5"

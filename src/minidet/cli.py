@@ -32,13 +32,19 @@ def _fail(message: str) -> None:
 
 
 
-def cli_names(message: str) -> str:
+def cli_names(message: str, command: click.Command | None = None) -> str:
     """An error message of the API with its argument names written as the CLI options
-    (``window_size=643`` -> ``--window-size 643``, ``resample=False`` -> ``--no-resample``)."""
+    (``window_size=643`` -> ``--window-size 643``, ``resample=False`` -> ``--no-resample``):
+    the declared detection settings, then the snake_case options of ``command``
+    (``model_sure`` -> ``--model-sure``)."""
     from .params import cli_patterns
 
     for pattern, replacement in cli_patterns():
         message = pattern.sub(replacement, message)
+    for param in getattr(command, "params", ()):
+        if isinstance(param, click.Option) and param.name and "_" in param.name and param.opts:
+            # not inside a path or a file name (out_dir/..., cell_1.abf)
+            message = re.sub(rf"(?<![-\w/\\.]){param.name}(?![\w/\\-]|\.\w)", param.opts[0], message)
     return message
 
 
@@ -50,7 +56,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except MinidetError as exc:
-            _fail(cli_names(str(exc)))
+            ctx = click.get_current_context(silent=True)
+            _fail(cli_names(str(exc), ctx.command if ctx else None))
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except KeyboardInterrupt:

@@ -210,6 +210,6 @@ def test_cli_extract_disagree_with(tmp_path) -> None:
     n = int((ds.category == CATEGORY_DISAGREE).sum())
     assert n >= 3 and f"{n} where gc disagrees" in result.output
     bad = CliRunner().invoke(main, args[:-2] + ["--disagree-with", "gc", "--model-sure", "0.05", "--force"])
-    assert bad.exit_code == 2 and "model_doubt" in bad.output and bad.output.strip().count("\n") == 0
+    assert bad.exit_code == 2 and "--model-doubt" in bad.output and bad.output.strip().count("\n") == 0
     both = CliRunner().invoke(main, args + ["--prescore", "gc", "--force"])
     assert both.exit_code == 2 and "exclude each other" in both.output
