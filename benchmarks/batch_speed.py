@@ -71,7 +71,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import minidet
-    from minidet.batch import BatchSettings, _cores, run_batch
+    from minidet.batch import BatchSettings, run_batch
+    from minidet.batch.pool import _cores
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="minidet-batch-bench-"))
     data = root / "inputs"

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("minidet.detection.predict", reason="minidet.detection.predict is not in this checkout")
 
-from minidet import batch as B  # noqa: E402
+from minidet.batch import inputs as B  # noqa: E402
 from minidet.batch import BatchSettings, plan_batch, resolve_workers, run_batch  # noqa: E402
 from minidet.cli import main  # noqa: E402
 from minidet.errors import OutputError, ParameterError, RecordingNotFoundError  # noqa: E402
