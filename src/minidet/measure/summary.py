@@ -30,6 +30,8 @@ __all__ = [
     "fit_decay",
     "fit_decay_tau",
     "describe",
+    "histogram",
+    "cumulative",
     "summarize",
 ]
 
@@ -222,6 +224,34 @@ def fit_decay_tau(
     """
     fit = fit_decay(average, sampling_rate, window_size, n_events, event_sign)
     return fit.tau_s if fit is not None else math.nan
+
+
+def histogram(values: np.ndarray, max_bins: int = 40, min_bins: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and edges of the finite ``values``: sqrt(n) bins between ``min_bins`` and
+    ``max_bins`` over their range (one unit-wide range around a single value); empty arrays
+    for no values."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return np.zeros(0, np.int64), np.zeros(0)
+    bins = int(min(max_bins, max(min_bins, math.ceil(math.sqrt(values.size)))))
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
+    return np.histogram(values, bins=bins, range=(lo, hi))
+
+
+def cumulative(values: np.ndarray, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The empirical cumulative distribution of the finite ``values``: sorted values and the
+    fraction at or below each; with ``max_points``, that many points evenly spaced in rank
+    (the first and last kept)."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    fraction = np.arange(1, values.size + 1) / max(1, values.size)
+    if max_points is not None and values.size > max_points:
+        pick = np.unique(np.linspace(0, values.size - 1, max_points).round().astype(np.int64))
+        values, fraction = values[pick], fraction[pick]
+    return values, fraction
 
 
 def describe(values: np.ndarray) -> dict[str, float]:

@@ -23,6 +23,7 @@ onset to peak, five decay time constants) and the resampling factor for a 600-po
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,8 @@ from ..errors import DatasetError, ParameterError
 from ..recording import Recording
 from .extract import BASELINE_FRACTION, DECAY_TAUS_IN_WINDOW, RISE_DECAY_RATIO, window_for_kinetics
 
-__all__ = ["Kinetics", "WindowSuggestion", "estimate_kinetics", "plot_window", "suggest_window"]
+__all__ = ["Kinetics", "WindowSuggestion", "estimate_kinetics", "kinetics_curve", "plot_window", "suggest_window",
+           "suggest_window_near"]
 
 MODEL_INPUT = 600  #: input samples of miniML's models
 
@@ -342,6 +344,48 @@ def suggest_window(recording: Recording, direction: str = "negative", **kwargs: 
     kinetics = estimate_kinetics(recording, direction=direction, **kwargs)
     window = window_for_kinetics(kinetics.rise_s, kinetics.decay_s, recording.sampling_rate)
     return WindowSuggestion(window_size=window, sampling_rate=recording.sampling_rate, kinetics=kinetics)
+
+
+
+def suggest_window_near(recording: Recording, positions: Any, direction: str = "negative",
+                        span_samples: float | None = None) -> WindowSuggestion:
+    """The suggestion from the stretches around events a person picked (``positions``,
+    samples): ``span_samples`` either side, at least 0.25 s and at most 2.5 s, which leaves
+    the template ladder room for decay time constants up to 1/40 of a stretch; overlapping
+    stretches are merged. The kinetics' ``examples`` are onsets in ``recording``."""
+    fs = recording.sampling_rate
+    pos = np.unique(np.clip(np.asarray(positions, dtype=np.int64), 0, recording.n_samples - 1))
+    if pos.size == 0:
+        raise ParameterError("no event positions were given")
+    half = int(min(2.5 * fs, max(float(span_samples or 0.0), 0.25 * fs)))
+    stretches: list[list[int]] = []
+    for p in pos:
+        a, b = max(0, int(p) - half), min(recording.n_samples, int(p) + half)
+        if stretches and a <= stretches[-1][1]:
+            stretches[-1][1] = max(stretches[-1][1], b)
+        else:
+            stretches.append([a, b])
+    pieces = [np.asarray(recording.samples[a:b], dtype=np.float64) for a, b in stretches]
+    starts = np.cumsum([0] + [piece.size for piece in pieces[:-1]])
+    sub = Recording(np.concatenate(pieces), fs, unit=recording.unit, source=recording.source, sweep_starts=starts)
+    suggestion = suggest_window(sub, direction=direction, min_events=int(min(5, max(2, pos.size))),
+                                max_duration_s=None)
+    k = suggestion.kinetics
+    examples = np.asarray(k.examples, dtype=np.int64)
+    if examples.size:  # onsets in the joined stretches -> onsets in the recording
+        origins = np.asarray([a for a, _ in stretches], dtype=np.int64)
+        which = np.searchsorted(starts, examples, side="right") - 1
+        examples = examples - starts[which] + origins[which]
+    return dataclasses.replace(suggestion, kinetics=dataclasses.replace(k, examples=examples))
+
+
+def kinetics_curve(kinetics: Kinetics) -> np.ndarray:
+    """The fitted shape ``(1 - exp(-t/rise)) exp(-t/decay)`` on the samples of
+    ``kinetics.average`` (onset at ``kinetics.onset``), scaled to its amplitude."""
+    fs = kinetics.sampling_rate
+    t = np.arange(kinetics.average.size) - kinetics.onset
+    shape = _event_shape(t.astype(np.float64), 1.0, 0.0, kinetics.rise_s * fs, kinetics.decay_s * fs, 0.0)
+    return shape / shape.max() * kinetics.amplitude if shape.max() > 0 else shape
 
 
 # ============================================================================ figure

@@ -934,7 +934,7 @@ class AnalysisSession:
 
     def event_detail(self, index: int) -> dict[str, Any]:
         """One event's raw and analysis-filtered trace with baseline, onset, peak and half decay."""
-        from ..detection.locate import analysis_filter, filter_range
+        from ..detection.locate import _filter_margin, analysis_filter, filter_range
 
         with self._lock:
             result = self._require_result()
@@ -949,9 +949,9 @@ class AnalysisSession:
         a, b = max(0, pos - w // 3), min(rec.n_samples, pos + w + w // 3)
         hann = int(settings.convolve_win)
         cutoff = None if hann > 1 else fs / float(settings.filter_factor)
-        margin = 2 * hann + 2 if hann > 1 else int(math.ceil(40 * fs / cutoff)) + 32
         filtered = filter_range(rec.samples, a, b, lambda x: analysis_filter(x, hann_size=hann, cutoff_hz=cutoff,
-                                                                             sampling_rate=fs), margin)
+                                                                             sampling_rate=fs),
+                                _filter_margin(hann, cutoff, fs))
         raw = rec.samples[a:b]
         step = max(1, int(math.ceil((b - a) / VIEWER_POINTS)))
         t_ms = (np.arange(a, b, step) - pos) / fs * 1e3
@@ -992,7 +992,7 @@ class AnalysisSession:
         """Summary statistics, the average event with its decay fit, histograms and cumulative
         distributions (amplitude, inter-event interval) of the kept events."""
         from ..detection.locate import direction_sign
-        from ..measure.summary import fit_decay
+        from ..measure.summary import cumulative, fit_decay, histogram
 
         with self._lock:
             result = self._require_result()
@@ -1005,19 +1005,10 @@ class AnalysisSession:
         columns["interval_s"] = np.diff(times)
         histograms = []
         for col, label, factor, unit in _HISTOGRAMS:
-            values = columns.get(col, np.zeros(0)) * factor
-            values = values[np.isfinite(values)]
+            counts, edges = histogram(columns.get(col, np.zeros(0)) * factor)
             unit = rec.unit if unit == "" and col == "amplitude" else writers.charge_unit(rec.unit) if unit == "charge" else unit
-            if values.size:
-                bins = int(min(40, max(5, math.ceil(math.sqrt(values.size)))))
-                lo, hi = float(values.min()), float(values.max())
-                if hi <= lo:
-                    lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
-                counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-            else:
-                counts, edges = np.zeros(0, np.int64), np.zeros(0)
             histograms.append({"column": col, "label": label, "unit": unit, "counts": counts,
-                               "edges": _rounded(edges, 9), "n": int(values.size)})
+                               "edges": _rounded(edges, 9), "n": int(counts.sum())})
         average: dict[str, Any] = {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals),
                                    "fit": None}
         fit = fit_decay(avg, rec.sampling_rate, result.settings.window_size, int(summary.get("n_average") or 0),
@@ -1026,18 +1017,13 @@ class AnalysisSession:
             average["fit"] = {"t_ms": _rounded(np.asarray(t)[fit.start:] * 1e3, 4),
                               "y": _rounded(fit.curve(avg.size, rec.sampling_rate), self.decimals),
                               "tau_ms": fit.tau_s * 1e3}
-        cumulative = []
+        distributions = []
         for col, label, factor, unit in _CUMULATIVE:
-            values = np.sort(columns.get(col, np.zeros(0)) * factor)
-            values = values[np.isfinite(values)]
-            n = int(values.size)
-            fraction = np.arange(1, n + 1) / max(1, n)
-            if values.size > CUMULATIVE_POINTS:  # evenly spaced in rank, the last one kept
-                pick = np.unique(np.linspace(0, values.size - 1, CUMULATIVE_POINTS).round().astype(np.int64))
-                values, fraction = values[pick], fraction[pick]
-            cumulative.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
-                               "values": _rounded(values, 9), "fraction": _rounded(fraction, 6),
-                               "n": n})
+            finite = columns.get(col, np.zeros(0)) * factor
+            n = int(np.isfinite(finite).sum())
+            values, fraction = cumulative(finite, CUMULATIVE_POINTS)
+            distributions.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
+                                  "values": _rounded(values, 9), "fraction": _rounded(fraction, 6), "n": n})
         return {
             "summary": writers.jsonable(summary),
             "n_kept": int(result.count),
@@ -1046,7 +1032,7 @@ class AnalysisSession:
             "charge_unit": writers.charge_unit(rec.unit),
             "average": average,
             "histograms": histograms,
-            "cumulative": cumulative,
+            "cumulative": distributions,
         }
 
     # ------------------------------------------------------------------ saving
@@ -1080,12 +1066,11 @@ class AnalysisSession:
         """The window-size helper (:func:`minidet.train.window.suggest_window`).
 
         With ``positions`` (samples the person clicked on events) the kinetics are estimated
-        from the stretches around them only: ``span_samples`` either side (the page sends
-        half its visible span), at least 0.25 s and at most 2.5 s, which leaves the template
-        ladder room for decay time constants up to 1/40 of a stretch. Without, from the
-        first minute of the recording.
+        from the stretches around them only (:func:`~minidet.train.window.suggest_window_near`;
+        the page sends half its visible span as ``span_samples``). Without, from the first
+        minute of the recording.
         """
-        from ..train.window import suggest_window
+        from ..train.window import kinetics_curve, suggest_window, suggest_window_near
 
         with self._lock:
             rec = self._require_recording()
@@ -1095,50 +1080,26 @@ class AnalysisSession:
         if direction not in ("negative", "positive"):
             raise ParameterError(f"direction must be 'negative' or 'positive', got {direction!r}")
         fs = rec.sampling_rate
-        offsets = None
         if positions:
             if not isinstance(positions, list) or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
                                                           for p in positions):
                 raise ParameterError("positions must be a list of sample numbers")
-            pos = np.unique(np.clip(np.asarray(positions, dtype=np.int64), 0, rec.n_samples - 1))
             try:
-                span = float(span_samples) if span_samples is not None else 0.0
+                span = float(span_samples) if span_samples is not None else None
             except (TypeError, ValueError):
                 raise ParameterError(f"span_samples must be a number, got {span_samples!r}") from None
-            half = int(min(2.5 * fs, max(span, 0.25 * fs)))
-            stretches: list[list[int]] = []
-            for p in pos:
-                a, b = max(0, int(p) - half), min(rec.n_samples, int(p) + half)
-                if stretches and a <= stretches[-1][1]:
-                    stretches[-1][1] = max(stretches[-1][1], b)
-                else:
-                    stretches.append([a, b])
-            pieces = [rec.samples[a:b] for a, b in stretches]
-            starts = np.cumsum([0] + [p.size for p in pieces[:-1]])
-            sub = Recording(np.concatenate(pieces), fs, unit=rec.unit, source=rec.source, sweep_starts=starts)
-            offsets = (starts, np.asarray([a for a, _ in stretches]))
-            suggestion = suggest_window(sub, direction=direction, min_events=int(min(5, max(2, pos.size))),
-                                        max_duration_s=None)
+            suggestion = suggest_window_near(rec, positions, direction=direction, span_samples=span)
         else:
             suggestion = suggest_window(rec, direction=direction)
         k = suggestion.kinetics
-        examples = np.asarray(k.examples, dtype=np.int64)
-        if offsets is not None and examples.size:
-            starts, origins = offsets
-            which = np.searchsorted(starts, examples, side="right") - 1
-            examples = examples - starts[which] + origins[which]
         t_ms = (np.arange(k.average.size) - k.onset) / fs * 1e3
-        rise, decay = k.rise_s * fs, k.decay_s * fs
-        tt = np.arange(k.average.size) - k.onset
-        fit = np.where(tt >= 0, (1 - np.exp(-np.maximum(tt, 0) / rise)) * np.exp(-np.maximum(tt, 0) / decay), 0.0)
-        fit = fit / fit.max() * k.amplitude if fit.max() > 0 else fit
         out = suggestion.to_dict()
         out.update({
             "text": suggestion.to_text(rec.unit),
-            "from_selection": offsets is not None,
-            "examples": examples[:50],
+            "from_selection": bool(positions),
+            "examples": np.asarray(k.examples, dtype=np.int64)[:50],
             "average": {"t_ms": _rounded(t_ms, 4), "y": _rounded(k.average, self.decimals),
-                        "fit": _rounded(fit, self.decimals)},
+                        "fit": _rounded(kinetics_curve(k), self.decimals)},
             "window_start_ms": -suggestion.onset_in_window / fs * 1e3,
             "window_stop_ms": (suggestion.window_size - suggestion.onset_in_window) / fs * 1e3,
             "unit": rec.unit,
