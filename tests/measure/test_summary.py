@@ -138,3 +138,19 @@ def test_fit_decay_gives_the_curve_it_fitted():
     curve = fit.curve(avg.size, RATE)
     assert curve.size == avg.size - fit.start and np.max(np.abs(curve - avg[fit.start:])) < 0.1
     assert fit_decay(np.full(1_000, np.nan), RATE, 600, 10) is None
+
+
+def test_histogram_and_cumulative_distribution() -> None:
+    from minidet.measure.summary import cumulative, histogram
+
+    values = np.r_[np.arange(100.0), np.nan, np.inf]
+    counts, edges = histogram(values)
+    assert counts.sum() == 100 and len(counts) == 10 and edges[0] == 0 and edges[-1] == 99
+    assert [len(histogram(np.arange(float(n)))[0]) for n in (4, 2000)] == [5, 40]  # sqrt(n), 5..40 bins
+    counts, edges = histogram(np.full(3, 2.0))  # one value: a unit-wide range around it
+    assert counts.sum() == 3 and edges[0] == 1.0 and edges[-1] == 3.0
+    assert histogram(np.zeros(0))[0].size == 0
+    v, f = cumulative(values)
+    assert v.size == 100 and f[0] == 0.01 and f[-1] == 1.0 and np.all(np.diff(v) >= 0)
+    v, f = cumulative(np.arange(5000.0), max_points=1000)
+    assert v.size == 1000 and v[0] == 0 and v[-1] == 4999 and f[-1] == 1.0

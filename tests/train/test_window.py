@@ -75,3 +75,24 @@ def test_cli_window_prints_suggestion_and_writes_png(tmp_path, monkeypatch) -> N
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = CliRunner().invoke(main, ["window", path, "--no-plot"])
     assert "suggested window" in text.output and "--window-size" in text.output
+
+
+def test_suggestion_from_picked_events_maps_examples_back(gc_recording) -> None:
+    """suggest_window_near: stretches around picked events (overlapping ones merged), the
+    kinetics of the whole-recording suggestion, example onsets in the recording's samples,
+    and the fitted shape on the average's samples."""
+    from minidet.train.window import kinetics_curve, suggest_window_near
+
+    rec, truth = gc_recording
+    whole = suggest_window(rec)
+    onsets = np.sort(np.asarray(truth, dtype=float))
+    picks = [int(o) + 20 for o in onsets[:8]]
+    near = suggest_window_near(rec, picks, span_samples=5000)
+    assert near.window_size == pytest.approx(whole.window_size, rel=0.3)
+    examples = np.asarray(near.kinetics.examples)
+    assert examples.size and all(np.min(np.abs(onsets - e)) < 100 for e in examples)  # onsets in the recording
+    curve = kinetics_curve(near.kinetics)
+    assert curve.shape == near.kinetics.average.shape
+    assert np.min(curve) == pytest.approx(near.kinetics.amplitude) and curve[: near.kinetics.onset + 1].max() == 0
+    with pytest.raises(Exception, match="no event positions"):
+        suggest_window_near(rec, [])
