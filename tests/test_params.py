@@ -153,7 +153,7 @@ def test_every_entry_point_reports_the_declared_bound(name: str, tmp_path) -> No
     users write it."""
     from minidet import examples
     from minidet.batch import read_manifest
-    from minidet.web.analysis import detect_overrides
+    from minidet.web.forms import detect_overrides
 
     value = _bad_numbers(name)[0]
     option = PARAMS[name].option

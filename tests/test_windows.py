@@ -120,7 +120,7 @@ def test_manifest_and_app_take_resample(tmp_path):
     """--no-resample's other entry points: a manifest column and the app's form."""
     from minidet.batch import read_manifest
     from minidet.examples import path as example_path
-    from minidet.web.analysis import detect_overrides
+    from minidet.web.forms import detect_overrides
 
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,resample\n{example_path()},false\n{example_path()},yes\n")

@@ -894,7 +894,8 @@ def app(path: str | None, roots: tuple[str, ...], out_dir: str | None, state_dir
     from pathlib import Path
 
     from .errors import ParameterError
-    from .web.analysis import AnalysisSession, build_app, roots_for
+    from .web.analysis import AnalysisSession
+    from .web.analysis_app import build_app, roots_for
     from .web.server import HTTPError
 
     out = Path(out_dir) if out_dir else Path("minidet-results")

@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 
 from minidet.report import read_results
-from minidet.web.analysis import AnalysisSession, build_app, detect_overrides, reader_options, roots_for
+from minidet.web.analysis import AnalysisSession
+from minidet.web.analysis_app import build_app, roots_for
+from minidet.web.forms import detect_overrides, reader_options
 from minidet.web.decimate import Envelope, minmax_bins
 from minidet.web.server import HTTPError, Server
 
@@ -126,7 +128,7 @@ def test_open_preprocess_analyze_edit_save(session: AnalysisSession, folder: Pat
     assert cum["amplitude"]["fraction"][-1] == 1.0 and np.all(np.diff(cum["amplitude"]["fraction"]) > 0)
     intervals = np.sort(np.diff(np.sort(np.asarray(events["time_s"])[kept]))) * 1e3
     assert cum["interval_s"]["unit"] == "ms" and np.allclose(cum["interval_s"]["values"], intervals, atol=1e-5)
-    import minidet.web.analysis as analysis_module
+    import minidet.web.views as analysis_module
 
     points = analysis_module.CUMULATIVE_POINTS
     analysis_module.CUMULATIVE_POINTS = 5  # long recordings: rank-spaced points, ends kept
@@ -411,7 +413,7 @@ def test_roots_for_results_folder_adds_the_recording_folder(session: AnalysisSes
 
 
 def test_prediction_progress_reaches_the_job_and_cancels() -> None:
-    from minidet.web.analysis import AnalysisCancelled, Job, _prediction_progress
+    from minidet.web.jobs import AnalysisCancelled, Job, _prediction_progress
     import tqdm.auto as tqdm_auto
 
     original = tqdm_auto.tqdm
@@ -432,7 +434,7 @@ def test_prediction_progress_reaches_the_job_and_cancels() -> None:
 
 def test_prediction_progress_names_the_inverted_pass() -> None:
     from minidet.detection.pipeline import INVERTED_LABEL
-    from minidet.web.analysis import Job, _prediction_progress
+    from minidet.web.jobs import Job, _prediction_progress
 
     job = Job(state="running")
     with _prediction_progress(job):

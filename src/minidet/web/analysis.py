@@ -1,9 +1,12 @@
 """The analysis app: open a recording, pre-process it, detect events, review them, save.
 
+(About 750 lines: AnalysisSession is one state machine under one lock; what it sends lives
+in views.py, its routes in analysis_app.py, its inputs in forms.py.)
+
 :class:`AnalysisSession` is the app's state on the server: the opened recording (as read,
 and after the pre-processing steps), the current :class:`~minidet.detection.pipeline.DetectionResult`
 with the events removed by hand, the background analysis and its progress. The page in
-``static/analysis/`` only draws what the JSON API of :func:`build_app` sends; a closed tab
+``static/analysis/`` only draws what the JSON API of :func:`~minidet.web.analysis_app.build_app` sends; a closed tab
 loses nothing, and reopening it shows the same state.
 
 Unsaved work also survives the server: after every analysis the result is written to a
@@ -20,11 +23,7 @@ folders the user opened. No request reads or writes a path outside them
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import io
-import json
 import logging
 import math
 import os
@@ -32,56 +31,30 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .. import DEFAULT_MODEL, preprocess
-from ..errors import MinidetError, OutputError, ParameterError
-from ..params import PARAMS
+from ..errors import MinidetError, ParameterError
 from ..recording import Recording
 from ..report import writers
 from .decimate import Envelope, EnvelopeSlice
-from .server import HTTPError, Request, WebApp
+from .server import HTTPError, WebApp
 
-__all__ = ["AnalysisSession", "STATIC_DIR", "build_app", "default_state_dir"]
+from .forms import detect_overrides, reader_options, stored_reader_options
+from .jobs import AnalysisCancelled, Job, _prediction_progress
+from .journal import Journal, default_state_dir
+from .views import _rounded, event_payload, stats_payload, window_payload
+
+__all__ = ["AnalysisSession", "STATIC_DIR", "default_state_dir", "find_results_file", "models"]
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static" / "analysis"
-READER_KEYS = ("channel", "sweeps", "skip_start_s", "dataset", "sampling_rate", "scale", "unit")
 RECORDING_EXTENSIONS = {".abf", ".h5", ".hdf5", ".nwb", ".npy", ".csv", ".txt", ".tsv", ".dat", ".wcp",
                         ".ibw", ".pxp", ".axgd", ".axgx", ".smr", ".smrx", ".edf", ".mat"}
 MAX_PIXELS = 8000
-VIEWER_POINTS = 4000
-EDITS_FILE = "edits.json"
-SNAPSHOT_FILE = "results.h5"
-SAVED_DIR = "saved"  # in the state folder: where each recording's results were last saved
-
-# settings the page may send, with their types (everything detect takes)
-_HISTOGRAMS = (  # column, label, factor (to the shown unit), unit ("" -> the recording's)
-    ("amplitude", "amplitude", 1.0, ""),
-    ("rise_time_s", "10-90% rise", 1e3, "ms"),
-    ("half_decay_s", "half decay", 1e3, "ms"),
-    ("charge", "charge", 1.0, "charge"),
-    ("interval_s", "interval", 1e3, "ms"),
-    ("score", "score", 1.0, ""),
-)
-_CUMULATIVE = (("amplitude", "amplitude", 1.0, ""), ("interval_s", "inter-event interval", 1e3, "ms"))
-CUMULATIVE_POINTS = 1000  # points of a cumulative distribution sent to the page (rank-spaced)
-
-
-def default_state_dir() -> Path:
-    """Where unsaved work is kept: ``$MINIDET_STATE_DIR``, else ``$XDG_STATE_HOME/minidet/app``,
-    else ``~/.local/state/minidet/app``."""
-    if os.environ.get("MINIDET_STATE_DIR"):
-        return Path(os.environ["MINIDET_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "minidet" / "app"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _decimals(span: float) -> int:
@@ -91,250 +64,13 @@ def _decimals(span: float) -> int:
     return int(min(12, max(0, 5 - math.floor(math.log10(span)))))
 
 
-def _rounded(values: np.ndarray, decimals: int) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=np.float64), decimals)
-
-
 # ============================================================================ reader options
-def reader_options(raw: Any) -> dict[str, Any]:
-    """Reader options from the page (strings or numbers; empty means unset) for :func:`minidet.load`."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ParameterError("reader options must be an object")
-    unknown = sorted(set(raw) - set(READER_KEYS))
-    if unknown:
-        raise ParameterError(f"unknown reader option(s) {unknown}; allowed: {', '.join(READER_KEYS)}")
-    out: dict[str, Any] = {}
-    for key in READER_KEYS:
-        value = raw.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if key in ("skip_start_s", "sampling_rate", "scale"):
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ParameterError(f"{key} must be a number, got {value!r}") from None
-            if key == "skip_start_s" and value == 0:
-                continue
-        elif key == "sweeps" and isinstance(value, list):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ParameterError(f"sweeps must be a spec like '0-3,5' or a list of integers, got {value!r}")
-        elif key == "channel" and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        elif not isinstance(value, str):
-            raise ParameterError(f"{key} must be text, got {value!r}")
-        else:
-            value = value.strip()
-        out[key] = value
-    return out
-
-
-def detect_overrides(raw: Any) -> dict[str, Any]:
-    """Detection settings from the page (empty or missing: the model's default)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ParameterError("settings must be an object")
-    from ..detection.pipeline import DetectSettings
-
-    names = set(DetectSettings.field_names()) - {"model"}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ParameterError(f"unknown setting(s) {unknown}; allowed: {', '.join(sorted(names))}")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        parsed = PARAMS[key].parse(value)  # the declared type, range and message (minidet.params)
-        if parsed is not None:
-            out[key] = parsed
-    return out
 
 
 # ============================================================================ progress
-class AnalysisCancelled(Exception):
-    """Raised inside the analysis thread when the person cancels it."""
-
-
-@dataclasses.dataclass
-class Job:
-    """The background analysis: what it is doing and how far it got."""
-
-    state: str = "idle"  # idle | running | done | error | cancelled
-    stage: str = ""
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    started: float = 0.0
-    finished: float = 0.0
-    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def report(self, done: int, total: int | None) -> None:
-        self.done, self.total = int(done), int(total or 0)
-        if self.cancel.is_set():
-            raise AnalysisCancelled()
-
-    def to_dict(self) -> dict[str, Any]:
-        fraction = None
-        if self.state == "done":
-            fraction = 1.0
-        elif self.total > 0:
-            fraction = min(1.0, self.done / self.total)
-        end = self.finished if self.state != "running" else time.monotonic()
-        return {
-            "state": self.state,
-            "stage": self.stage,
-            "done": self.done,
-            "total": self.total,
-            "fraction": fraction,
-            "message": self.message,
-            "elapsed_s": round(end - self.started, 2) if self.started else 0.0,
-        }
-
-
-_TQDM_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _prediction_progress(job: Job) -> Iterator[None]:
-    """Route the prediction's progress bar (tqdm) to ``job`` while the block runs.
-
-    :func:`minidet.detection.predict.predict` reports its progress through ``tqdm.auto.tqdm``
-    and takes no callback, so the bar class is replaced by a silent subclass for the
-    duration of one analysis (the app runs one at a time). If the prediction stops using
-    tqdm, the page shows the stage without a fraction; nothing else changes.
-    """
-    try:
-        import tqdm.auto as tqdm_auto
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        yield
-        return
-
-    original = tqdm_auto.tqdm
-
-    class ReportingBar(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["file"] = io.StringIO()
-            kwargs["disable"] = False
-            super().__init__(*args, **kwargs)
-            # the bar's name: "predict", or "auto threshold (inverted)" for the second pass
-            desc = kwargs.get("desc") or (args[1] if len(args) > 1 else None)
-            job.stage = "predicting" if desc in (None, "", "predict") else str(desc)
-            job.report(self.n, self.total)
-
-        def update(self, n: float | None = 1) -> Any:
-            out = super().update(n)
-            job.report(self.n, self.total)
-            return out
-
-        def refresh(self, *args: Any, **kwargs: Any) -> Any:
-            out = super().refresh(*args, **kwargs)
-            job.total = int(self.total or 0)
-            return out
-
-    with _TQDM_LOCK:
-        tqdm_auto.tqdm = ReportingBar
-        try:
-            yield
-        finally:
-            tqdm_auto.tqdm = original
 
 
 # ============================================================================ recovery
-class Journal:
-    """Unsaved work on one recording (file + reader options) in the per-user state folder.
-
-    ``results.h5``: the last analysis as :func:`minidet.report.writers.write_hdf5` writes it
-    (with the prediction); ``edits.json``: the events excluded by hand since, whether that
-    state was saved and where. Both are replaced atomically.
-    """
-
-    def __init__(self, state_dir: Path, source: Path, reader: dict[str, Any]) -> None:
-        key = json.dumps({"source": str(source), "reader": reader}, sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-        self.folder = Path(state_dir) / digest
-        # where this recording's results were last saved (outlives the unsaved work)
-        self.saved_path = Path(state_dir) / SAVED_DIR / f"{digest}.json"
-        self.source = source
-        self.reader = reader
-
-    def remember_saved(self, folder: Path) -> None:
-        """Note the results folder the work was saved into, for the next opening."""
-        try:
-            self.saved_path.parent.mkdir(parents=True, exist_ok=True)
-            with writers.atomic_write(self.saved_path) as handle:
-                handle.write(json.dumps({"source": str(self.source), "reader": self.reader, "folder": str(folder),
-                                         "saved": _now()}))
-        except OSError as exc:  # only the offer on reopening is lost
-            log.warning("could not note where %s was saved: %s", self.source, exc)
-
-    def saved_folder(self) -> Path | None:
-        try:
-            data = json.loads(self.saved_path.read_text(encoding="utf-8"))
-            return Path(data["folder"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    @property
-    def edits_path(self) -> Path:
-        return self.folder / EDITS_FILE
-
-    @property
-    def snapshot_path(self) -> Path:
-        return self.folder / SNAPSHOT_FILE
-
-    def _fingerprint(self) -> dict[str, Any]:
-        st = self.source.stat()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-    def write_snapshot(self, result: Any, steps: list[dict[str, Any]]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        writers.write_hdf5(result, self.snapshot_path, save_prediction=True)
-        self.write_edits(result, steps, saved_to=None)
-
-    def write_edits(self, result: Any, steps: list[dict[str, Any]], saved_to: str | None) -> None:
-        excluded = np.flatnonzero(result.events_all["excluded"].to_numpy(bool)).tolist()
-        data = {
-            "version": 1,
-            "source": str(self.source),
-            "reader": self.reader,
-            "file": self._fingerprint(),
-            "steps": steps,
-            "n_events": int(len(result.events_all)),
-            "excluded": excluded,
-            "settings": result.settings.to_dict(),
-            "saved_to": saved_to,
-            "updated": _now(),
-        }
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with writers.atomic_write(self.edits_path) as handle:
-            handle.write(json.dumps(writers.jsonable(data), indent=1))
-
-    def read(self) -> dict[str, Any] | None:
-        """The kept work if there is unsaved work for the file as it is now, else None."""
-        try:
-            data = json.loads(self.edits_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("saved_to") or not self.snapshot_path.is_file():
-            return None
-        try:
-            if data.get("file") != self._fingerprint():
-                log.info("recovery: %s changed since the kept analysis; not offering it", self.source)
-                return None
-        except OSError:
-            return None
-        return data
-
-    def clear(self) -> None:
-        for path in (self.edits_path, self.snapshot_path):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:  # the work was saved; a stale copy is only offered again
-                log.warning("could not remove %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            self.folder.rmdir()
 
 
 # ============================================================================ the session
@@ -353,25 +89,6 @@ def find_results_file(path: Path) -> Path | None:
         except OSError:
             return None
     return None
-
-
-def stored_reader_options(stored: Any) -> dict[str, Any]:
-    """The reader options a stored result was read with (exact when the app wrote it)."""
-    rec = stored.recording
-    meta = rec.get("metadata") or {}
-    if isinstance(meta.get("reader_options"), dict):
-        return dict(meta["reader_options"])
-    options: dict[str, Any] = {}
-    if rec.get("channel"):
-        options["channel"] = rec["channel"]
-    if meta.get("sweeps") is not None:
-        options["sweeps"] = [int(s) for s in meta["sweeps"]]
-    if meta.get("skip_start_s"):
-        options["skip_start_s"] = float(meta["skip_start_s"])
-    if meta.get("scale") is not None:
-        options["scale"] = float(meta["scale"])
-        options["unit"] = rec.get("unit")
-    return options
 
 
 class AnalysisSession:
@@ -934,106 +651,16 @@ class AnalysisSession:
 
     def event_detail(self, index: int) -> dict[str, Any]:
         """One event's raw and analysis-filtered trace with baseline, onset, peak and half decay."""
-        from ..detection.locate import _filter_margin, analysis_filter, filter_range
-
         with self._lock:
             result = self._require_result()
-        table = result.events_all
-        if not 0 <= index < len(table):
-            raise HTTPError(404, f"event {index} does not exist (0-{len(table) - 1})")
-        row = table.iloc[index]
-        rec, settings = result.recording, result.settings
-        fs = rec.sampling_rate
-        w = int(settings.window_size)
-        pos = int(row["sample"])
-        a, b = max(0, pos - w // 3), min(rec.n_samples, pos + w + w // 3)
-        hann = int(settings.convolve_win)
-        cutoff = None if hann > 1 else fs / float(settings.filter_factor)
-        filtered = filter_range(rec.samples, a, b, lambda x: analysis_filter(x, hann_size=hann, cutoff_hz=cutoff,
-                                                                             sampling_rate=fs),
-                                _filter_margin(hann, cutoff, fs))
-        raw = rec.samples[a:b]
-        step = max(1, int(math.ceil((b - a) / VIEWER_POINTS)))
-        t_ms = (np.arange(a, b, step) - pos) / fs * 1e3
-        baseline, amplitude = float(row["baseline"]), float(row["amplitude"])
-
-        def ms(sample: float) -> float | None:
-            return None if not math.isfinite(sample) or sample < 0 else (sample - pos) / fs * 1e3
-
-        peak_t = ms(float(row["peak_sample"]))
-        half = float(row["half_decay_s"])
-        neighbours = table["sample"].to_numpy()
-        near = np.flatnonzero((neighbours >= a) & (neighbours < b) & (np.arange(len(table)) != index))
-        return {
-            "index": index,
-            "t_ms": _rounded(t_ms, 4),
-            "raw": _rounded(raw[::step], self.decimals),
-            "filtered": _rounded(filtered[::step], self.decimals),
-            "unit": rec.unit,
-            "time_s": float(row["time_s"]),
-            "excluded": bool(row["excluded"]),
-            "overlapping": bool(row["overlapping"]),
-            "score": float(row["score"]),
-            "measures": {k: writers.jsonable(row[k]) for k in ("amplitude", "rise_time_s", "half_decay_s",
-                                                                "half_width_s", "charge")},
-            "markers": {
-                "baseline": baseline,
-                "position_ms": 0.0,
-                "onset_ms": ms(float(row["onset_sample"])),
-                "peak_ms": peak_t,
-                "peak": baseline + amplitude,
-                "half_decay_ms": peak_t + half * 1e3 if peak_t is not None and math.isfinite(half) else None,
-                "half": baseline + amplitude / 2,
-            },
-            "neighbours_ms": [((int(neighbours[j]) - pos) / fs * 1e3) for j in near],
-        }
+        return event_payload(result, index, self.decimals)
 
     def stats(self) -> dict[str, Any]:
         """Summary statistics, the average event with its decay fit, histograms and cumulative
         distributions (amplitude, inter-event interval) of the kept events."""
-        from ..detection.locate import direction_sign
-        from ..measure.summary import cumulative, fit_decay, histogram
-
         with self._lock:
             result = self._require_result()
-        rec = result.recording
-        summary = dict(result.summary)
-        kept = result.events
-        t, avg = result.average_event() if len(kept) else (np.zeros(0), np.zeros(0))
-        columns = {col: kept[col].to_numpy(np.float64) for col, *_ in _HISTOGRAMS if col in kept.columns}
-        times = np.sort(kept["time_s"].to_numpy(np.float64))
-        columns["interval_s"] = np.diff(times)
-        histograms = []
-        for col, label, factor, unit in _HISTOGRAMS:
-            counts, edges = histogram(columns.get(col, np.zeros(0)) * factor)
-            unit = rec.unit if unit == "" and col == "amplitude" else writers.charge_unit(rec.unit) if unit == "charge" else unit
-            histograms.append({"column": col, "label": label, "unit": unit, "counts": counts,
-                               "edges": _rounded(edges, 9), "n": int(counts.sum())})
-        average: dict[str, Any] = {"t_ms": _rounded(np.asarray(t) * 1e3, 4), "y": _rounded(avg, self.decimals),
-                                   "fit": None}
-        fit = fit_decay(avg, rec.sampling_rate, result.settings.window_size, int(summary.get("n_average") or 0),
-                        direction_sign(result.settings.event_direction)) if len(kept) else None
-        if fit is not None and fit.tau_s > 0:  # the fit behind summary's tau_decay_s
-            average["fit"] = {"t_ms": _rounded(np.asarray(t)[fit.start:] * 1e3, 4),
-                              "y": _rounded(fit.curve(avg.size, rec.sampling_rate), self.decimals),
-                              "tau_ms": fit.tau_s * 1e3}
-        distributions = []
-        for col, label, factor, unit in _CUMULATIVE:
-            finite = columns.get(col, np.zeros(0)) * factor
-            n = int(np.isfinite(finite).sum())
-            values, fraction = cumulative(finite, CUMULATIVE_POINTS)
-            distributions.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
-                                  "values": _rounded(values, 9), "fraction": _rounded(fraction, 6), "n": n})
-        return {
-            "summary": writers.jsonable(summary),
-            "n_kept": int(result.count),
-            "n_events": int(len(result.events_all)),
-            "unit": rec.unit,
-            "charge_unit": writers.charge_unit(rec.unit),
-            "average": average,
-            "histograms": histograms,
-            "cumulative": distributions,
-        }
+        return stats_payload(result, self.decimals)
 
     # ------------------------------------------------------------------ saving
     def save(self, folder: str | None = None, force: bool = False, plots: bool = False) -> dict[str, Any]:
@@ -1070,7 +697,7 @@ class AnalysisSession:
         the page sends half its visible span as ``span_samples``). Without, from the first
         minute of the recording.
         """
-        from ..train.window import kinetics_curve, suggest_window, suggest_window_near
+        from ..train.window import suggest_window, suggest_window_near
 
         with self._lock:
             rec = self._require_recording()
@@ -1079,7 +706,6 @@ class AnalysisSession:
             direction = result.settings.event_direction if result is not None else "negative"
         if direction not in ("negative", "positive"):
             raise ParameterError(f"direction must be 'negative' or 'positive', got {direction!r}")
-        fs = rec.sampling_rate
         if positions:
             if not isinstance(positions, list) or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
                                                           for p in positions):
@@ -1091,20 +717,7 @@ class AnalysisSession:
             suggestion = suggest_window_near(rec, positions, direction=direction, span_samples=span)
         else:
             suggestion = suggest_window(rec, direction=direction)
-        k = suggestion.kinetics
-        t_ms = (np.arange(k.average.size) - k.onset) / fs * 1e3
-        out = suggestion.to_dict()
-        out.update({
-            "text": suggestion.to_text(rec.unit),
-            "from_selection": bool(positions),
-            "examples": np.asarray(k.examples, dtype=np.int64)[:50],
-            "average": {"t_ms": _rounded(t_ms, 4), "y": _rounded(k.average, self.decimals),
-                        "fit": _rounded(kinetics_curve(k), self.decimals)},
-            "window_start_ms": -suggestion.onset_in_window / fs * 1e3,
-            "window_stop_ms": (suggestion.window_size - suggestion.onset_in_window) / fs * 1e3,
-            "unit": rec.unit,
-        })
-        return out
+        return window_payload(suggestion, rec, self.decimals, from_selection=bool(positions))
 
     def close(self) -> None:
         """Stop a running analysis (unsaved work stays in the recovery folder)."""
@@ -1133,162 +746,5 @@ def models() -> list[dict[str, Any]]:
 
 
 # ============================================================================ the app
-def build_app(session: AnalysisSession) -> WebApp:
-    """The analysis app's routes (JSON API) and its static page."""
-    app = WebApp("analysis", static={"/static/analysis/": STATIC_DIR}, allowed_roots=session.roots)
-    session.allowed_path = app.allowed_path
-    app.redirects["/"] = "/static/analysis/index.html"
-
-    def api(method: str, pattern: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """A route whose user errors (bad values, unreadable files) answer 400 with the message."""
-        register = app.route(method, pattern)
-
-        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-            def handler(request: Request, **params: Any) -> Any:
-                try:
-                    return fn(request, **params)
-                except OutputError as exc:
-                    raise HTTPError(409, str(exc)) from None
-                except MinidetError as exc:
-                    raise HTTPError(400, str(exc)) from None
-                except OSError as exc:  # an unreadable file or folder the person picked
-                    raise HTTPError(400, f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
-            return register(handler)
-
-        return decorator
-
-    def query_int(request: Request, name: str, default: int | None = None) -> int:
-        value = request.query.get(name)
-        if value is None:
-            if default is None:
-                raise HTTPError(400, f"{name} is missing")
-            return default
-        try:
-            return int(float(value))
-        except ValueError:
-            raise HTTPError(400, f"{name} must be a number, got {value!r}") from None
-
-    @api("GET", "/api/state")
-    def state(request: Request) -> dict[str, Any]:
-        return session.state()
-
-    @api("GET", "/api/models")
-    def model_list(request: Request) -> dict[str, Any]:
-        from ..classic import METHODS
-
-        from ..params import schema
-
-        return {"models": models(), "default": DEFAULT_MODEL, "methods": ["miniml", *sorted(METHODS)],
-                "settings": schema()}
-
-    @api("GET", "/api/files")
-    def files(request: Request) -> dict[str, Any]:
-        return session.list_files(request.query.get("folder"))
-
-    @api("POST", "/api/describe")
-    def describe(request: Request) -> dict[str, Any]:
-        body = request.json()
-        return session.describe(str(body.get("path", "")), body.get("reader"))
-
-    @api("POST", "/api/open")
-    def open_(request: Request) -> dict[str, Any]:
-        body = request.json()
-        path = body.get("path")
-        if not isinstance(path, str) or not path:
-            raise HTTPError(400, "send {\"path\": \"...\", \"reader\": {...}}")
-        return session.open(path, body.get("reader"))
-
-    @api("POST", "/api/preprocess")
-    def preprocess_(request: Request) -> dict[str, Any]:
-        body = request.json()
-        return session.set_steps(body.get("steps"), discard=bool(body.get("discard")))
-
-    @api("GET", "/api/trace")
-    def trace(request: Request) -> dict[str, Any]:
-        return session.trace(query_int(request, "start"), query_int(request, "stop"),
-                             query_int(request, "pixels", 1000))
-
-    @api("POST", "/api/analyze")
-    def analyze(request: Request) -> dict[str, Any]:
-        body = request.json()
-        return session.analyze(body.get("model", DEFAULT_MODEL), body.get("settings"), str(body.get("method", "miniml")))
-
-    @api("GET", "/api/progress")
-    def progress(request: Request) -> dict[str, Any]:
-        return session.job.to_dict()
-
-    @api("POST", "/api/cancel")
-    def cancel(request: Request) -> dict[str, Any]:
-        return session.cancel()
-
-    @api("GET", "/api/events")
-    def events(request: Request) -> dict[str, Any]:
-        return session.events()
-
-    @api("GET", "/api/event/<int:index>")
-    def event(request: Request, index: int) -> dict[str, Any]:
-        return session.event_detail(index)
-
-    @api("POST", "/api/exclude")
-    def exclude(request: Request) -> dict[str, Any]:
-        body = request.json()
-        return session.set_excluded(body.get("indices"), bool(body.get("excluded", True)))
-
-    @api("POST", "/api/undo")
-    def undo(request: Request) -> dict[str, Any]:
-        return session.undo()
-
-    @api("GET", "/api/stats")
-    def stats(request: Request) -> dict[str, Any]:
-        return session.stats()
-
-    @api("POST", "/api/save")
-    def save(request: Request) -> dict[str, Any]:
-        body = request.json()
-        folder = body.get("folder")
-        if folder is not None and not isinstance(folder, str):
-            raise HTTPError(400, "folder must be a path")
-        return session.save(folder or None, force=bool(body.get("force")), plots=bool(body.get("plots")))
-
-    @api("POST", "/api/recover")
-    def recover(request: Request) -> dict[str, Any]:
-        action = request.json().get("action")
-        if action == "restore":
-            return session.restore_offer()
-        if action == "discard":
-            return session.discard_offer()
-        raise HTTPError(400, "action must be 'restore' or 'discard'")
-
-    @api("POST", "/api/window")
-    def window(request: Request) -> dict[str, Any]:
-        body = request.json()
-        return session.suggest_window(body.get("positions"), body.get("direction"), body.get("span_samples"))
-
-    @api("POST", "/api/quit")
-    def quit_(request: Request) -> dict[str, Any]:
-        session.close()
-        app.shutdown_requested.set()
-        return {"closed": True, "dirty": session.state()["dirty"]}
-
-    return app
 
 
-def roots_for(path: str | os.PathLike[str] | None, extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
-    """The folders ``minidet app PATH --root ...`` opens: PATH's folder (PATH itself when it is a
-    folder), the folder of the recording a results folder was made from, and ``extra``."""
-    roots: list[Path] = []
-    if path is not None:
-        p = Path(path).resolve()
-        roots.append(p if p.is_dir() else p.parent)
-        results = find_results_file(p)
-        if results is not None:
-            with contextlib.suppress(MinidetError, OSError, KeyError):
-                source = writers.read_results(results).recording.get("source")
-                if source:
-                    roots.append(Path(source).resolve().parent)
-    roots += [Path(r).resolve() for r in extra]
-    unique: list[Path] = []
-    for r in roots:
-        if r not in unique:
-            unique.append(r)
-    return unique
