@@ -18,7 +18,7 @@ import pytest
 
 from minidet.report import read_results
 from minidet.web.analysis import AnalysisSession, build_app, detect_overrides, reader_options, roots_for
-from minidet.web.decimate import Envelope, minmax_bins
+from minidet.decimate import Envelope, minmax_bins
 from minidet.web.server import HTTPError, Server
 
 from train_synthetic import synthetic_recording, write_h5_recording  # tests/train (see conftest)

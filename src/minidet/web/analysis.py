@@ -40,7 +40,7 @@ from .. import DEFAULT_MODEL, preprocess
 from ..errors import MinidetError, OutputError, ParameterError
 from ..recording import Recording
 from ..report import writers
-from .decimate import Envelope, EnvelopeSlice
+from ..decimate import Envelope, EnvelopeSlice
 from .server import HTTPError, Request, WebApp
 
 __all__ = ["AnalysisSession", "STATIC_DIR", "build_app", "default_state_dir"]
