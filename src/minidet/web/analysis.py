@@ -957,7 +957,7 @@ class AnalysisSession:
 
     def event_detail(self, index: int) -> dict[str, Any]:
         """One event's raw and analysis-filtered trace with baseline, onset, peak and half decay."""
-        from ..detection.locate import analysis_filter, filter_range
+        from ..filters import analysis_filter, filter_range
 
         with self._lock:
             result = self._require_result()
