@@ -54,6 +54,7 @@ import pandas as pd
 
 from . import DEFAULT_MODEL
 from .errors import MinidetError, OutputError, ParameterError, RecordingNotFoundError
+from .fsutil import pid_alive, sha256_file
 
 __all__ = [
     "BatchResult",
@@ -592,17 +593,6 @@ def _unique(entries: list[_Entry]) -> list[_Entry]:
 
 
 # ============================================================================ hashes
-def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
 class _HashIndex:
     """SHA-256 of files, cached by (path, size, mtime) in a JSON file of the output folder."""
 
@@ -623,7 +613,7 @@ class _HashIndex:
         cached = self.entries.get(real)
         if cached and cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns:
             return str(cached["sha256"])
-        digest = _sha256_file(real)
+        digest = sha256_file(real)
         # a file changed within the clock's resolution of its mtime could change again
         # unseen with the same size and mtime: such a fresh hash is not cached
         if time.time() - st.st_mtime > 2.0:
@@ -1242,7 +1232,7 @@ def _batch_lock(out: Path):
                 other = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 other = {}
-            alive = other.get("host") == host and _pid_alive(int(other.get("pid", -1)))
+            alive = other.get("host") == host and pid_alive(int(other.get("pid", -1)))
             if alive or (other.get("host") not in (None, host)):
                 raise OutputError(
                     f"another minidet batch (pid {other.get('pid')} on {other.get('host')}, started "
@@ -1261,18 +1251,6 @@ def _batch_lock(out: Path):
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_leftovers(out: Path) -> None:

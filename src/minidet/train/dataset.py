@@ -43,11 +43,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..errors import DatasetError, DatasetLockedError, OutputError, ParameterError
+from ..fsutil import atomic_path, atomic_write, pid_alive
 
 __all__ = [
     "CATEGORY_CLEAR",
@@ -323,19 +324,6 @@ def _plain(value: Any) -> Any:
 
 
 # ============================================================================ writing
-@contextlib.contextmanager
-def _atomic_path(final: Path) -> Iterator[Path]:
-    """A temporary path next to ``final``, renamed onto it when the block succeeds."""
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def write_dataset(
     path: str | os.PathLike[str],
     dataset: Dataset,
@@ -357,7 +345,7 @@ def write_dataset(
         check_unlocked(path)
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("events", data=dataset.events.astype(np.float64))
             f.create_dataset("scores", data=dataset.scores.astype(np.int64))
@@ -409,12 +397,8 @@ def write_sidecar(path: str | os.PathLike[str], dataset: Dataset, fingerprint: s
         "written": time.time(),
     }
     data = json.dumps(payload).encode()
-    with _atomic_path(side) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_write(side, "wb") as fh:
+        fh.write(data)
     return side
 
 
@@ -446,16 +430,6 @@ def _apply_sidecar(path: Path, dataset: Dataset) -> bool:
 def lock_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     return path.with_name(path.name + LOCK_SUFFIX)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class DatasetLock:
@@ -502,7 +476,7 @@ class DatasetLock:
 
     def _is_stale(self, other: dict[str, Any]) -> bool:
         if other.get("host") == socket.gethostname() and isinstance(other.get("pid"), int):
-            if not _pid_alive(other["pid"]):
+            if not pid_alive(other["pid"]):
                 return True
         age = other.get("_age_s")
         return age is not None and age > self.stale_after_s

@@ -53,6 +53,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ParameterError
+from ..fsutil import sha256_file
 from ..windows import may_resample
 from ..model.modelfile import (DIRECTIONS, FILE_SUFFIX, ModelMetadata, network_from_hyperparameters,
                                save_model_file)
@@ -264,14 +265,6 @@ class DatasetSource:
     unscored: int = 0
 
 
-def _sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256_arrays(*arrays: np.ndarray) -> str:
     digest = hashlib.sha256()
     for arr in arrays:
@@ -303,7 +296,7 @@ def load_training_data(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if isinstance(dataset, (str, os.PathLike)):
         path = Path(dataset)
         ds = read_dataset(path)
-        name, sha = path.name, _sha256_file(path)
+        name, sha = path.name, sha256_file(path)
     elif isinstance(dataset, Dataset):
         ds = dataset
         name = str(ds.attrs.get("source", "") or "in-memory dataset")
