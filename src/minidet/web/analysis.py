@@ -41,6 +41,7 @@ from ..errors import MinidetError, OutputError, ParameterError
 from ..recording import Recording
 from ..report import writers
 from ..decimate import Envelope, EnvelopeSlice
+from ..io import READER_KEYS, RECORDING_EXTENSIONS
 from .server import HTTPError, Request, WebApp
 
 __all__ = ["AnalysisSession", "STATIC_DIR", "build_app", "default_state_dir"]
@@ -48,9 +49,6 @@ __all__ = ["AnalysisSession", "STATIC_DIR", "build_app", "default_state_dir"]
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static" / "analysis"
-READER_KEYS = ("channel", "sweeps", "skip_start_s", "dataset", "sampling_rate", "scale", "unit")
-RECORDING_EXTENSIONS = {".abf", ".h5", ".hdf5", ".nwb", ".npy", ".csv", ".txt", ".tsv", ".dat", ".wcp",
-                        ".ibw", ".pxp", ".axgd", ".axgx", ".smr", ".smrx", ".edf", ".mat"}
 MAX_PIXELS = 8000
 VIEWER_POINTS = 4000
 EDITS_FILE = "edits.json"
