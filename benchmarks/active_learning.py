@@ -57,7 +57,8 @@ from minidet.report.writers import atomic_write
 from minidet.simulation import simulate, simulate_to_file
 from minidet.train.active import uncertainty
 from minidet.train.extract import ExtractSettings, extract, prescore
-from minidet.train.fit import MIN_PER_CLASS, TrainSettings, train_model
+from minidet.train.fit import TrainSettings, train_model
+from minidet.train.prepare import MIN_PER_CLASS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_calibration import PREPARATIONS, f1_row, score_from_truth, scores  # noqa: E402

@@ -4,7 +4,7 @@ miniML's training notes change two ratios while keeping events : non-events near
 nice : "less nice" (messy) events, and false positives : pure noise -- and expect more messy
 events to make a model liberal (more events found, more false positives) and more false
 positives to make it restrictive. Their four rows are minidet's ``--ratio`` presets
-(:data:`minidet.train.dataset.RATIO_PRESETS`): liberal 100:500:50:550, more-restrictive
+(:data:`minidet.train.curate.RATIO_PRESETS`): liberal 100:500:50:550, more-restrictive
 300:300:50:550, intermediate 300:300:300:300, restrictive 300:300:500:100.
 
 With the simulation's truth standing in for the person (as in ``train_calibration.py``):
@@ -46,7 +46,7 @@ import numpy as np
 import minidet
 from minidet.report.writers import atomic_write
 from minidet.simulation import SimulationSettings, simulate, simulate_to_file
-from minidet.train.dataset import GROUPS, RATIO_PRESETS, rebalance, split_groups
+from minidet.train.curate import GROUPS, RATIO_PRESETS, rebalance, split_groups
 from minidet.train.extract import ExtractSettings, extract
 from minidet.train.fit import TrainSettings, train_model
 

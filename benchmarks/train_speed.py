@@ -62,7 +62,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from minidet.model import load_model  # noqa: E402
-from minidet.train.fit import TrainSettings, prepare_data, train_model  # noqa: E402
+from minidet.train.fit import TrainSettings, train_model  # noqa: E402
+from minidet.train.prepare import prepare_data  # noqa: E402
 from minidet.train.metrics import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -699,7 +699,8 @@ def dataset() -> None:
 @handle_errors
 def dataset_info(path: str, as_json: bool) -> None:
     """Counts per score and per source of a dataset file."""
-    from .train.dataset import CATEGORY_NAMES, read_dataset, split_groups
+    from .train.curate import split_groups
+    from .train.dataset import CATEGORY_NAMES, read_dataset
 
     ds = read_dataset(path)
     counts = ds.counts()
@@ -773,7 +774,8 @@ def dataset_rebalance(path: str, ratio: str, as_counts: bool, as_proportions: bo
     Says what it kept of each group and why, and the kept events : non-events balance.
     """
     from .errors import OutputError, ParameterError
-    from .train.dataset import GROUPS, parse_ratio, read_dataset, rebalance, write_dataset
+    from .train.curate import GROUPS, parse_ratio, rebalance
+    from .train.dataset import read_dataset, write_dataset
     from pathlib import Path
 
     if as_counts and as_proportions:

@@ -8,7 +8,6 @@ import pytest
 from minidet.detection.locate import (
     LocateSettings,
     Regions,
-    analysis_filter,
     candidate_regions,
     gradient_threshold,
     locate_events,
@@ -16,6 +15,7 @@ from minidet.detection.locate import (
     smoothed_gradient,
 )
 from minidet.errors import ParameterError
+from minidet.filters import analysis_filter
 from minidet.recording import Recording
 
 RATE = 50_000.0

@@ -12,13 +12,13 @@ from minidet.detection.locate import (
     LocateSettings,
     Regions,
     candidate_regions,
-    exact_median,
     gradient_threshold,
     locate_events,
     merge_near_duplicates,
     smoothed_gradient,
     steepest_rise_positions,
 )
+from minidet.detection.order_stats import exact_median
 from minidet.errors import ParameterError
 from lazy_helpers import lazy
 from minidet.recording import LazyTrace, Recording

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minidet.detection.locate import analysis_filter
+from minidet.filters import analysis_filter
 from minidet.errors import ParameterError
 from minidet.measure import KINETICS_COLUMNS, MeasureSettings, event_windows, measure_events
 from minidet.recording import Recording

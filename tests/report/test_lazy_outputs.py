@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 from report_fakes import make_result
 
-from minidet import report
+from minidet import decimate, report
 from minidet.errors import EmptyTraceError
 from minidet.recording import LazyTrace, Recording
 from minidet.report import nwb as nwb_module
 from minidet.report import plots, writers
-from minidet.web import decimate
 
 PIECE = 4096  # small pieces, so that "never whole" is visible on a 20 000-sample trace
 

@@ -19,14 +19,12 @@ from minidet.train.dataset import (
     DatasetLock,
     lock_path,
     merge,
-    parse_ratio,
     read_dataset,
-    rebalance,
     sidecar_path,
-    split_groups,
     write_dataset,
     write_sidecar,
 )
+from minidet.train.curate import parse_ratio, rebalance, split_groups
 
 
 @pytest.fixture

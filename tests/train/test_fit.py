@@ -20,8 +20,9 @@ import minidet
 from minidet.cli import main
 from minidet.errors import ModelFileError, OutputError, ParameterError
 from minidet.model import load_model
-from minidet.train.fit import (DatasetBalanceWarning, TrainSettings, conv_features, head_logits,
-                               prepare_data, train_model)
+from minidet.train.fit import TrainSettings, train_model
+from minidet.train.loop import conv_features, head_logits
+from minidet.train.prepare import DatasetBalanceWarning, prepare_data
 from minidet.train.report import report_paths, write_report
 
 GC_EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "miniml" / "gc_training_example.h5"

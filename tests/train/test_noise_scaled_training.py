@@ -13,7 +13,8 @@ from minidet.model.network import noise_scale
 from minidet.noise import recording_noise_sd
 from minidet.train.dataset import read_dataset, write_dataset
 from minidet.train.extract import ExtractSettings, extract_recording, prescore
-from minidet.train.fit import TrainSettings, prepare_data, train_model
+from minidet.train.fit import TrainSettings, train_model
+from minidet.train.prepare import prepare_data
 from minidet.train.synthetic import SPECTRUM_FAMILIES, SyntheticSettings, synthetic_windows
 from train_synthetic import noise_scaled_windows as windows
 

@@ -20,7 +20,7 @@ from minidet.report import read_results
 from minidet.web.analysis import AnalysisSession
 from minidet.web.analysis_app import build_app, roots_for
 from minidet.web.forms import detect_overrides, reader_options
-from minidet.web.decimate import Envelope, minmax_bins
+from minidet.decimate import Envelope, minmax_bins
 from minidet.web.server import HTTPError, Server
 
 from train_synthetic import synthetic_recording, write_h5_recording  # tests/train (see conftest)

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minidet import decimate
+from minidet.decimate import Envelope, chunked_minmax, minmax_bins
 from minidet.recording import LazyTrace
 from minidet.report import writers
-from minidet.web import decimate
 from minidet.web.analysis import AnalysisSession
-from minidet.web.decimate import Envelope, chunked_minmax, minmax_bins
 
 from train_synthetic import synthetic_recording, write_h5_recording  # tests/train (see conftest)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidet.web.server import HTTPError, Server, WebApp, minmax_decimate
+from minidet.decimate import minmax_points
+from minidet.web.server import HTTPError, Server, WebApp
 
 
 @pytest.fixture
@@ -125,12 +126,23 @@ def test_handler_errors_become_json(app) -> None:
         server.stop()
 
 
-def test_minmax_decimate_keeps_extremes() -> None:
+def test_minmax_points_keeps_extremes() -> None:
     x = np.zeros(100_000)
     x[12_345] = 10.0
     x[77_777] = -5.0
-    idx, values = minmax_decimate(x, 1000)
+    idx, values = minmax_points(x, 1000)
     assert values.size <= 1000 and values.max() == 10.0 and values.min() == -5.0
     assert np.all(np.diff(idx) >= 0) and 12_345 in idx
-    idx, values = minmax_decimate(x[:500], 1000)
+    idx, values = minmax_points(x[:500], 1000)
     assert values.size == 500
+
+
+@pytest.mark.parametrize("n", [3001, 3750, 4499, 6000])
+def test_minmax_points_just_above_the_limit(n: int) -> None:
+    """The scoring app's context view asks for 5 windows at 3000 points: windows of 601-899
+    samples gave bins of padding only (an all-NaN slice)."""
+    x = np.sin(np.arange(n) / 50.0)
+    x[n - 1] = 9.0
+    idx, values = minmax_points(x, 3000)
+    assert values.size <= 3000 and np.all(np.isfinite(values)) and values.max() == 9.0
+    assert np.all(np.diff(idx) >= 0) and idx.max() == n - 1

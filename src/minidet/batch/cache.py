@@ -12,20 +12,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+from ..fsutil import sha256_file
 from .settings import DONE_MARKER, MARKER_FORMAT, MARKER_VERSION, RecordingJob, _HASH_EXCLUDED
 
 log = logging.getLogger(__name__)
 
 
-def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 class _HashIndex:
@@ -48,7 +40,7 @@ class _HashIndex:
         cached = self.entries.get(real)
         if cached and cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns:
             return str(cached["sha256"])
-        digest = _sha256_file(real)
+        digest = sha256_file(real)
         # a file changed within the clock's resolution of its mtime could change again
         # unseen with the same size and mtime: such a fresh hash is not cached
         if time.time() - st.st_mtime > 2.0:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from ..errors import OutputError
+from ..fsutil import pid_alive
 from .settings import LOCK_FILE, RECORDINGS_DIR
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def _batch_lock(out: Path):
                 other = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 other = {}
-            alive = other.get("host") == host and _pid_alive(int(other.get("pid", -1)))
+            alive = other.get("host") == host and pid_alive(int(other.get("pid", -1)))
             if alive or (other.get("host") not in (None, host)):
                 raise OutputError(
                     f"another minidet batch (pid {other.get('pid')} on {other.get('host')}, started "
@@ -51,18 +52,6 @@ def _batch_lock(out: Path):
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_leftovers(out: Path) -> None:

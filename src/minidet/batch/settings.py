@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import DEFAULT_MODEL
 from ..errors import ParameterError
+from ..io import FOLDER_EXTENSIONS, READER_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ FAILURES_TABLE = "batch_failures"
 MARKER_FORMAT = "minidet-batch-result"
 MARKER_VERSION = 1
 
-#: file types picked up when a folder is searched (text tables only when named or globbed:
-#: folders often hold notes and other CSV files)
-FOLDER_EXTENSIONS = (".abf", ".h5", ".hdf5", ".hdf", ".nwb", ".npy", ".wcp", ".ibw", ".pxp",
-                     ".axgd", ".axgx", ".smr", ".smrx")
 # the simulator's truth files sit next to its recordings and are not recordings
 _SKIPPED_SUFFIXES = (".truth.h5", ".truth.hdf5", ".truth.npz")
 
@@ -43,7 +40,6 @@ _READER_COLUMNS = {
     "scale": "scale",
     "unit": "unit",
 }
-_READER_KEYS = ("channel", "sweeps", "skip_start_s", "dataset", "sampling_rate", "scale", "unit")
 # settings that change how, not what, is computed: left out of the settings hash so a re-run
 # on another device or with another batch size reuses the results
 _HASH_EXCLUDED = ("model", "device", "batch_size")
@@ -127,9 +123,9 @@ class BatchSettings:
                 f"unknown detection setting(s) {unknown}; allowed: "
                 f"{', '.join(n for n in names if n != 'model')} (give the model as model=...)")
         DetectSettings(**{k: v for k, v in detect if v is not None})  # validates the values
-        unknown = sorted(k for k, _ in reader if k not in _READER_KEYS)
+        unknown = sorted(k for k, _ in reader if k not in READER_KEYS)
         if unknown:
-            raise ParameterError(f"unknown reader option(s) {unknown}; allowed: {', '.join(_READER_KEYS)}")
+            raise ParameterError(f"unknown reader option(s) {unknown}; allowed: {', '.join(READER_KEYS)}")
         ReadOptions(**dict(reader))
         for name in ("plots", "nwb", "save_prediction"):
             if not isinstance(getattr(self, name), bool):

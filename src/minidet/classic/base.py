@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage, optimize
 
 from ..errors import ParameterError
-from ..params import check
+from ..filters import direction_sign
 
 __all__ = [
     "ClassicDetections",
@@ -59,12 +59,6 @@ class ClassicDetections:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "settings": asdict(self.settings), "threshold": self.threshold,
                 "n_events": len(self), **self.info}
-
-
-def direction_sign(direction: str) -> int:
-    """-1 for ``"negative"``, +1 for ``"positive"``."""
-    check("event_direction", direction)
-    return -1 if direction == "negative" else 1
 
 
 def check_positive(owner: Any, *names: str, allow_none: bool = False) -> None:

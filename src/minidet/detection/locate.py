@@ -24,7 +24,7 @@ between peaks, widths from a window around each peak. The derivative is never he
 whole: each value comes from its fixed block, and one walk over it selects the
 threshold's median and MAD exactly (brackets from a sample spread over the trace; the
 values inside them kept, the others counted; another pass only when a bracket misses,
-see :func:`exact_median`) while keeping, for each search region, only its derivative
+see :func:`~.order_stats.exact_median`) while keeping, for each search region, only its derivative
 peaks until the threshold picks among them.
 
 :func:`locate_events` runs all five. Positions are sample indices of the recording.
@@ -34,40 +34,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 from scipy import signal
 from scipy.ndimage import correlate1d, maximum_filter1d
 
 from ..errors import ParameterError
+from ..filters import analysis_filter, direction_sign, filter_margin, filter_range
 from ..recording import DEFAULT_CHUNK, LazyTrace, Recording
-from ..params import check, check_fields, default
+from ..params import check_fields, default
 from ..windows import default_stride
+from .order_stats import DeviationZone, Selector, bracket, exact_median
 
 __all__ = [
     "LocateSettings",
     "Regions",
     "LocateResult",
     "direction_sign",
-    "analysis_filter",
-    "filter_range",
     "candidate_regions",
     "smoothed_prediction",
     "smoothed_gradient",
     "gradient_threshold",
-    "exact_median",
     "GRADIENT_BLOCK",
     "steepest_rise_positions",
     "merge_near_duplicates",
     "locate_events",
 ]
-
-def direction_sign(direction: str) -> int:
-    """-1 for ``"negative"``, +1 for ``"positive"``; anything else is a ParameterError."""
-    check("event_direction", direction)
-    return -1 if direction == "negative" else 1
-
 
 @dataclass(frozen=True)
 class LocateSettings:
@@ -180,69 +173,6 @@ class LocateSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# ---------------------------------------------------------------------------- filters
-def _hann(size: int) -> np.ndarray:
-    win = signal.windows.hann(size)
-    return win / win.sum()
-
-
-def analysis_filter(
-    x: np.ndarray, *, hann_size: int, cutoff_hz: float | None, sampling_rate: float
-) -> np.ndarray:
-    """Filter along the last axis as miniML does: Hann-window convolution (``mode="same"``,
-    the first and last ``hann_size`` samples left raw) when ``hann_size > 1``, else a
-    zero-phase 4th-order Butterworth low-pass at ``cutoff_hz``. Returns a new float64 array.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if hann_size > 1:
-        n = x.shape[-1]
-        win = _hann(hann_size).reshape((1,) * (x.ndim - 1) + (-1,))
-        if n <= 2 * hann_size:
-            return x.copy()
-        y = signal.oaconvolve(x, win, mode="same", axes=-1) if x.ndim > 1 else signal.convolve(x, win.ravel(), mode="same")
-        y[..., :hann_size] = x[..., :hann_size]
-        y[..., -hann_size:] = x[..., -hann_size:]
-        return y
-    if cutoff_hz is not None:
-        sos = signal.butter(4, cutoff_hz, btype="lowpass", output="sos", fs=sampling_rate)
-        if x.shape[-1] <= 3 * (2 * len(sos) + 1):
-            return x.copy()
-        return signal.sosfiltfilt(sos, x, axis=-1)
-    return x.copy()
-
-
-def _filter_margin(hann_size: int, cutoff_hz: float | None, sampling_rate: float) -> int:
-    """Samples either side a chunk needs so that filtering it equals filtering the whole trace."""
-    if hann_size > 1:
-        return 2 * hann_size + 2
-    if cutoff_hz is not None:
-        # the 4th-order Butterworth impulse response has decayed below 1e-9 after ~40 periods
-        return int(math.ceil(40 * sampling_rate / cutoff_hz)) + 32
-    return 0
-
-
-def filter_range(
-    samples: np.ndarray,
-    start: int,
-    stop: int,
-    fn: Callable[[np.ndarray], np.ndarray],
-    margin: int,
-) -> np.ndarray:
-    """``fn(samples)[start:stop]`` computed from ``samples[start - margin : stop + margin]``.
-
-    ``fn`` must be local: its output at a sample depends only on inputs within ``margin``
-    and on the array's ends only within ``margin`` of them (true of the Hann filters, of
-    ``np.gradient`` and, to far below float precision, of the Butterworth filter with the
-    margin of :func:`_filter_margin`). At the recording's own ends the slice starts/stops
-    there, so the edge treatment is the whole-trace one.
-    """
-    n = samples.shape[0]
-    lo = max(0, start - margin)
-    hi = min(n, stop + margin)
-    out = fn(samples[lo:hi])
-    return out[start - lo : start - lo + (stop - start)]
 
 
 # ---------------------------------------------------------------------------- regions
@@ -527,7 +457,7 @@ def _gradient_fn(sampling_rate: float, settings: LocateSettings) -> tuple[Callab
         g = np.gradient(y, dt) if y.size > 1 else np.zeros_like(y)
         return analysis_filter(g, hann_size=smooth, cutoff_hz=None, sampling_rate=sampling_rate) if smooth > 1 else g
 
-    margin = _filter_margin(trace_hann, cutoff, sampling_rate) + 2 + (2 * smooth + 2 if smooth > 1 else 0)
+    margin = filter_margin(trace_hann, cutoff, sampling_rate) + 2 + (2 * smooth + 2 if smooth > 1 else 0)
     return fn, margin
 
 
@@ -634,121 +564,10 @@ def _stretch_values(piece: np.ndarray, start: int, lo: np.ndarray, hi: np.ndarra
     return piece[count == 1] if count.max() <= 1 else np.repeat(piece, count)
 
 
-def _bracket(srt: np.ndarray, k1: int, n_values: int, slack: float) -> tuple[float, float]:
-    """Values of the sorted sample around rank ``k1`` of ``n_values``: a bracket that
-    likely holds it (``slack`` plus 4 standard errors either side of the rank)."""
-    m = srt.size
-    if m == 0 or slack >= 1:
-        return -math.inf, math.inf
-    p = (k1 + 0.5) / n_values
-    d = slack + 4 * math.sqrt(p * (1 - p) / m) + 2 / m
-    i_lo = int(math.floor((p - d) * m))
-    i_hi = int(math.ceil((p + d) * m))
-    return (float(srt[i_lo]) if i_lo >= 0 else -math.inf), (float(srt[i_hi]) if i_hi < m else math.inf)
-
-
-def _middle(values: np.ndarray, below: int, n_values: int) -> float | None:
-    """``np.median`` of all ``n_values`` values, given ``below`` of them smaller than every
-    one of ``values`` and the rest larger; None when the middle is not in ``values``."""
-    k1, k2 = (n_values - 1) // 2, n_values // 2
-    if not (below <= k1 and below + values.size > k2):
-        return None
-    ranks = sorted({k1 - below, k2 - below})
-    part = np.partition(values, ranks)
-    # np.median: the mean of the middle one (odd count) or two (even count)
-    return float(np.mean(part[[k1 - below, k2 - below]] if k2 != k1 else part[[k1 - below]]))
-
-
-class _Selector:
-    """One pass of :func:`exact_median`: counts the values below ``[lo, hi]`` and keeps those inside."""
-
-    def __init__(self, lo: float, hi: float) -> None:
-        self.lo, self.hi = lo, hi
-        self.below = self.total = self.nans = 0
-        self.kept: list[np.ndarray] = []
-
-    def feed(self, vals: np.ndarray) -> None:
-        self.total += vals.size
-        self.nans += int(np.count_nonzero(np.isnan(vals)))
-        if self.lo == -math.inf and self.hi == math.inf:
-            self.kept.append(np.array(vals, dtype=np.float64, copy=True))
-            return
-        lt = vals < self.lo
-        self.below += int(np.count_nonzero(lt))
-        self.kept.append(vals[~lt & (vals <= self.hi)])
-
-    def median(self, n_values: int) -> float | None:
-        if self.total != n_values:
-            raise ParameterError(f"expected {n_values} values, the pieces held {self.total}")
-        if self.nans:
-            return math.nan  # as np.median
-        inner = np.concatenate(self.kept) if self.kept else np.zeros(0)
-        self.kept = []
-        return _middle(inner, self.below, n_values)
-
-
-class _DeviationZone:
-    """The MAD in the same pass as the median: with the median known to lie in
-    ``[lo, hi]`` and the MAD likely in ``[tl, th]``, every value either surely deviates
-    less than ``tl`` (counted), surely more than ``th`` (ignored), or is kept; the kept
-    ones' deviations from the exact median then give the MAD exactly, or None when it
-    lies outside ``[tl, th]``."""
-
-    def __init__(self, lo: float, hi: float, tl: float, th: float) -> None:
-        self.tl, self.th = tl, th
-        eps = 1e-9 * (abs(lo) + abs(hi) + th) + 1e-300  # far above the rounding of g - median
-        self.in_lo, self.in_hi = hi - tl + eps, lo + tl - eps
-        self.out_lo, self.out_hi = lo - th - eps, hi + th + eps
-        self.n_in = 0
-        self.kept: list[np.ndarray] = []
-
-    def feed(self, vals: np.ndarray) -> None:
-        inside = (vals > self.in_lo) & (vals < self.in_hi)
-        self.n_in += int(np.count_nonzero(inside))
-        self.kept.append(vals[~inside & (vals >= self.out_lo) & (vals <= self.out_hi)])
-
-    def mad(self, median: float, n_values: int) -> float | None:
-        below = self.n_in
-        inside: list[np.ndarray] = []
-        while self.kept:  # piece by piece, each freed once used
-            dev = np.subtract(self.kept.pop(), median)
-            np.abs(dev, out=dev)
-            below += int(np.count_nonzero(dev < self.tl))
-            inside.append(dev[(dev >= self.tl) & (dev <= self.th)])
-        return _middle(np.concatenate(inside) if inside else np.zeros(0), below, n_values)
-
-
-def exact_median(chunks: Callable[[], Iterable[np.ndarray]], n_values: int, sample: np.ndarray | None = None,
-                 *, slack: float = 0.004) -> float:
-    """``np.median`` of ``n_values`` values that come in pieces (``chunks()`` yields them,
-    and is called once per pass), without holding them all.
-
-    ``sample`` (values like them, e.g. every k-th) sets a bracket around the middle rank;
-    a pass counts the values below it and keeps those inside, whose k-th smallest is then
-    the answer (the mean of the two middle ones for an even count, as ``np.median``). A
-    bracket that misses is widened and the pass repeated; without a sample the first pass
-    keeps everything.
-    """
-    if n_values < 1:
-        raise ParameterError("the median of no values is undefined")
-    srt = np.sort(np.asarray(sample, dtype=np.float64)) if sample is not None else np.zeros(0)
-    srt = srt[np.isfinite(srt)]
-    k1 = (n_values - 1) // 2
-    d = slack
-    while True:
-        sel = _Selector(*_bracket(srt, k1, n_values, d))
-        for vals in chunks():
-            sel.feed(vals)
-        med = sel.median(n_values)
-        if med is not None:
-            return med
-        d = d * 8 if d > 0 else 0.01
-
-
 def _threshold_sample(grad, lo: np.ndarray, hi: np.ndarray, n: int, *, pieces: int = 1024,
                       piece: int = 1024) -> np.ndarray:
     """About ``pieces * piece`` derivative values spread over the event-free stretches, for
-    the brackets of :func:`exact_median` (estimates: any rounding is fine)."""
+    the brackets of :func:`~.order_stats.exact_median` (estimates: any rounding is fine)."""
     source = grad.source if isinstance(grad, _GradientTrace) else None
     read = source.approx if source is not None else (lambda a, b: np.asarray(grad[a:b], dtype=np.float64))
     whole = n <= pieces * piece
@@ -787,14 +606,14 @@ def _streamed_threshold(gradient, regions: Regions, multiplier: float, step: int
     sample = _threshold_sample(gradient, lo, hi, n)
     srt = np.sort(sample)
     k1 = (n_values - 1) // 2
-    sel = _Selector(*_bracket(srt, k1, n_values, 0.004))
+    sel = Selector(*bracket(srt, k1, n_values, 0.004))
     zone = None
     if srt.size and math.isfinite(sel.lo) and math.isfinite(sel.hi):
         dev = np.sort(np.abs(srt - srt[min(srt.size - 1, (srt.size - 1) // 2)]))
-        tl, th = _bracket(dev, k1, n_values, 0.004)
+        tl, th = bracket(dev, k1, n_values, 0.004)
         if math.isfinite(th):
             width = sel.hi - sel.lo
-            zone = _DeviationZone(sel.lo, sel.hi, max(0.0, tl - width) if math.isfinite(tl) else 0.0, th + width)
+            zone = DeviationZone(sel.lo, sel.hi, max(0.0, tl - width) if math.isfinite(tl) else 0.0, th + width)
     for start in range(first, last, step):
         g = np.asarray(gradient[start : min(last, start + step)], dtype=np.float64)
         if visit is not None:
@@ -827,7 +646,7 @@ def gradient_threshold(gradient, regions: Regions, multiplier: float = 4.0, *,
     trace (:func:`smoothed_gradient` with ``lazy=True``, or anything 1-D with ``len`` and
     slicing); a lazy one, or any with ``chunk_size`` given, is walked in pieces of
     ``chunk_size`` samples (default :data:`GRADIENT_BLOCK`) and the median and MAD are
-    selected exactly (see :func:`exact_median`): the same number as the whole-array way.
+    selected exactly (see :func:`~.order_stats.exact_median`): the same number as the whole-array way.
     """
     n = len(gradient)
     if chunk_size is None and isinstance(gradient, np.ndarray):

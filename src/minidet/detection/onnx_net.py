@@ -58,7 +58,7 @@ def build_model(network, minmax: bool = True) -> bytes:
     ``minmax=False`` the graph takes windows already scaled (noise-scaled models)."""
     from onnx import TensorProto, checker, helper, numpy_helper
 
-    from .scorer import _fold_conv_bn
+    from .folding import fold_conv_bn
 
     lstm = network.lstm
     if lstm.num_layers != 1 or not lstm.bidirectional or not lstm.bias or lstm.proj_size:
@@ -88,7 +88,7 @@ def build_model(network, minmax: bool = True) -> bytes:
     # (n, 1, 1, length): 1-D convolutions as 2-D ones, which get ONNX Runtime's NCHWc kernels
     h = node("Reshape", [h, const("image_shape", np.array([0, 1, 1, -1], np.int64))], "image")
     for i, block in enumerate(network.blocks):
-        weight, bias, pad_left, pad_right, pool, slope = _fold_conv_bn(block)
+        weight, bias, pad_left, pad_right, pool, slope = fold_conv_bn(block)
         w = _np(weight)[:, :, None, :]  # (out, in, 1, kernel)
         h = node("Conv", [h, const(f"conv{i}_w", w), const(f"conv{i}_b", _np(bias))], f"conv{i}",
                  kernel_shape=[1, int(w.shape[3])], pads=[0, pad_left, 0, pad_right])

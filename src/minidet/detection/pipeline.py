@@ -25,7 +25,8 @@ from ..windows import default_stride
 from ..measure.kinetics import MeasureSettings, measure_events
 from ..measure.summary import average_mask, cut_waveforms, fit_decay_tau, mean_waveform, non_overlapping, summarize
 from ..recording import LazyTrace, Recording
-from .locate import LocateSettings, direction_sign, locate_events
+from ..filters import direction_sign
+from .locate import LocateSettings, locate_events
 
 __all__ = ["DetectSettings", "DetectionResult", "EVENT_COLUMNS", "detect", "empty_events"]
 

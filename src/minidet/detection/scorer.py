@@ -38,25 +38,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ParameterError
+from .folding import fold_conv_bn
 
 __all__ = ["BACKENDS", "ENGINES", "WindowScorer"]
 
 ENGINES = ("fast", "plain")
 #: who runs the fast engine on a CPU ("auto": onnxruntime when installed, else torch)
 BACKENDS = ("auto", "onnxruntime", "torch")
-
-
-def _fold_conv_bn(block: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int, int, int, float]:
-    conv = block.conv.conv
-    bn = block.bn
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = (conv.weight * scale[:, None, None]).contiguous()
-    bias = ((conv.bias - bn.running_mean) * scale + bn.bias).contiguous()
-    pool = block.pool.kernel_size if isinstance(block.pool, nn.AvgPool1d) else 1
-    if isinstance(pool, tuple):
-        pool = pool[0]
-    return weight, bias, int(block.conv.pad_left), int(block.conv.pad_right), int(pool), float(
-        block.act.negative_slope)
 
 
 class _FastCpuNet:
@@ -74,7 +62,7 @@ class _FastCpuNet:
             self.blocks = []
             carry = 1.0  # the previous block's 1/pool, folded into this convolution
             for i, block in enumerate(network.blocks):
-                weight, bias, pad_left, pad_right, pool, slope = _fold_conv_bn(block)
+                weight, bias, pad_left, pad_right, pool, slope = fold_conv_bn(block)
                 weight = weight * carry
                 unfold = i == 0 and weight.shape[1] == 1
                 if unfold:

@@ -13,9 +13,19 @@ from typing import Any, Callable
 from ..errors import CorruptFileError, RecordingNotFoundError, UnknownFormatError
 from ..recording import Recording
 from . import abf, hdf5, heka, neo_reader, nwb, text
-from .base import FileInfo, ReadOptions, SweepSource, build_recording, parse_sweeps, pick_channel
+from .base import READER_KEYS, FileInfo, ReadOptions, SweepSource, build_recording, parse_sweeps, pick_channel
 
-__all__ = ["load", "describe", "ReadOptions", "FileInfo", "parse_sweeps", "detect_format"]
+__all__ = ["load", "describe", "ReadOptions", "FileInfo", "parse_sweeps", "detect_format", "READER_KEYS",
+           "RECORDING_EXTENSIONS", "FOLDER_EXTENSIONS"]
+
+#: every file extension minidet reads a recording from by name (the analysis app's file list)
+RECORDING_EXTENSIONS = (abf.EXTENSIONS + hdf5.EXTENSIONS + nwb.EXTENSIONS + text.NPY_EXTENSIONS + heka.EXTENSIONS
+                        + neo_reader.EXTENSIONS + text.TEXT_EXTENSIONS)
+#: names other programs use for other files too: read when named or globbed, but not picked up
+#: when a folder is searched (folders often hold notes, CSV tables and other .dat/.mat files)
+_NOT_FROM_FOLDERS = text.TEXT_EXTENSIONS + (".dat", ".mat")
+#: the file types a folder search picks up (``minidet batch``)
+FOLDER_EXTENSIONS = tuple(e for e in RECORDING_EXTENSIONS if e not in _NOT_FROM_FOLDERS)
 
 
 def _check_path(path: str | os.PathLike) -> str:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     "ChannelInfo",
     "FileInfo",
     "LAZY_THRESHOLD",
+    "READER_KEYS",
     "RangeFile",
     "ReadOptions",
     "SweepSource",
@@ -172,6 +173,11 @@ class ReadOptions:
         if self.unit is not None and not str(self.unit).strip():
             raise ParameterError("unit must not be empty")
 
+
+
+#: the reader options a batch manifest or the analysis app may set, in :class:`ReadOptions`'
+#: order (``lazy`` is left out: it says how to read, not what, and those callers choose it)
+READER_KEYS = tuple(f.name for f in fields(ReadOptions) if f.name != "lazy")
 
 @dataclass(frozen=True)
 class SweepSource:

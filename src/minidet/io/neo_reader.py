@@ -15,6 +15,9 @@ import numpy as np
 from ..errors import ChannelError, CorruptFileError, UnknownFormatError
 from .base import ChannelInfo, FileInfo, ReadOptions, SweepSource, pick_channel
 
+#: extensions of neo formats that minidet names (neo reads more: any other extension is looked up in neo)
+EXTENSIONS = (".wcp", ".ibw", ".pxp", ".axgd", ".axgx", ".smr", ".smrx", ".edf", ".mat")
+
 # neo IO classes minidet must not use: pickles, and formats with a dedicated reader here.
 _EXCLUDED = {"PickleIO", "NWBIO", "AxonIO", "ExampleIO"}
 

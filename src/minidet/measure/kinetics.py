@@ -47,7 +47,7 @@ import pandas as pd
 from ..errors import ParameterError
 from ..params import PARAMS, check_fields, default
 from ..recording import Recording
-from ..detection.locate import _filter_margin, analysis_filter, direction_sign, filter_range
+from ..filters import analysis_filter, direction_sign, filter_margin, filter_range
 
 __all__ = ["MeasureSettings", "KINETICS_COLUMNS", "KINETICS_METHODS", "fit_kinetics", "GATHER_SPAN", "gather_windows", "event_windows", "measure_events"]
 
@@ -200,7 +200,7 @@ def event_windows(
     if starts.min() < 0 or starts.max() + length > n:
         raise ParameterError("event windows must lie inside the recording")
     hann, cutoff = settings.filter_spec(recording.sampling_rate)
-    margin = _filter_margin(hann, cutoff, recording.sampling_rate)
+    margin = filter_margin(hann, cutoff, recording.sampling_rate)
 
     def fn(seg: np.ndarray) -> np.ndarray:
         return analysis_filter(seg, hann_size=hann, cutoff_hz=cutoff, sampling_rate=recording.sampling_rate)
@@ -603,7 +603,7 @@ def _charges(
     n = recording.n_samples
     fs = recording.sampling_rate
     hann, cutoff = settings.filter_spec(fs)
-    margin = _filter_margin(hann, cutoff, fs)
+    margin = filter_margin(hann, cutoff, fs)
     x = recording.samples
 
     def fn(seg: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import decimate
+from ..decimate import chunked_minmax
 from .notes import average_breakdown, average_label
 from .writers import atomic_path, recording_name
 
@@ -63,8 +65,6 @@ def minmax_decimate(y: Any, n_columns: int, rate: float, start_s: float = 0.0) -
     than ``4 * n_columns`` samples are returned unchanged. ``y`` may be a
     :class:`~minidet.recording.LazyTrace`: it is then read piece by piece, never whole.
     """
-    from ..web.decimate import chunked_minmax
-
     n = int(y.shape[0]) if hasattr(y, "shape") else len(y)
     if n <= 4 * n_columns:
         return start_s + np.arange(n) / rate, np.asarray(y[:n] if hasattr(y, "shape") else y, dtype=np.float64)
@@ -77,9 +77,7 @@ def minmax_decimate(y: Any, n_columns: int, rate: float, start_s: float = 0.0) -
 def values_at(samples: Any, positions: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """``samples[positions]`` for an array, or for a :class:`~minidet.recording.LazyTrace`
     read only around the positions (one read per ``chunk`` samples that holds any; default
-    :data:`minidet.web.decimate.BUILD_CHUNK`)."""
-    from ..web import decimate
-
+    :data:`minidet.decimate.BUILD_CHUNK`)."""
     chunk = decimate.BUILD_CHUNK if chunk is None else int(chunk)
     pos = np.asarray(positions, dtype=np.int64)
     if isinstance(samples, np.ndarray) or pos.size == 0:

@@ -397,7 +397,7 @@ def plot_window(suggestion: WindowSuggestion, recording: Recording, path: str | 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .dataset import _atomic_path
+    from ..fsutil import atomic_path
 
     k = suggestion.kinetics
     rate = recording.sampling_rate
@@ -452,7 +452,7 @@ def plot_window(suggestion: WindowSuggestion, recording: Recording, path: str | 
             ax_i.set_ylabel(recording.unit)
     fig.tight_layout()
     path = Path(path)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path

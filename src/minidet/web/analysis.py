@@ -39,7 +39,8 @@ from .. import DEFAULT_MODEL, preprocess
 from ..errors import MinidetError, ParameterError
 from ..recording import Recording
 from ..report import writers
-from .decimate import Envelope, EnvelopeSlice
+from ..decimate import Envelope, EnvelopeSlice
+from ..io import RECORDING_EXTENSIONS
 from .server import HTTPError, WebApp
 
 from .forms import detect_overrides, reader_options, stored_reader_options
@@ -52,8 +53,6 @@ __all__ = ["AnalysisSession", "STATIC_DIR", "default_state_dir", "find_results_f
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static" / "analysis"
-RECORDING_EXTENSIONS = {".abf", ".h5", ".hdf5", ".nwb", ".npy", ".csv", ".txt", ".tsv", ".dat", ".wcp",
-                        ".ibw", ".pxp", ".axgd", ".axgx", ".smr", ".smrx", ".edf", ".mat"}
 MAX_PIXELS = 8000
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ParameterError
+from ..io import READER_KEYS
 from ..params import PARAMS
 
 __all__ = ["READER_KEYS", "detect_overrides", "reader_options", "stored_reader_options"]
 
 
-READER_KEYS = ("channel", "sweeps", "skip_start_s", "dataset", "sampling_rate", "scale", "unit")
 
 def reader_options(raw: Any) -> dict[str, Any]:
     """Reader options from the page (strings or numbers; empty means unset) for :func:`minidet.load`."""

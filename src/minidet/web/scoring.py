@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..decimate import minmax_points
 from ..errors import MinidetError, ParameterError
 from ..train.active import ORDERS, presentation_order, review_ranks
 from ..train.dataset import (
@@ -33,7 +34,7 @@ from ..train.dataset import (
     write_dataset,
     write_sidecar,
 )
-from .server import HTTPError, Request, WebApp, minmax_decimate
+from .server import HTTPError, Request, WebApp
 
 __all__ = ["ScoringSession", "build_app", "STATIC_DIR"]
 
@@ -349,7 +350,7 @@ class ScoringSession:
         a = max(0, start + W // 2 - half)
         b = min(x.size, a + CONTEXT_WINDOWS * W)
         a = max(0, b - CONTEXT_WINDOWS * W)
-        idx, values = minmax_decimate(x[a:b], CONTEXT_POINTS)
+        idx, values = minmax_points(x[a:b], CONTEXT_POINTS)
         return {
             "available": True,
             "start": a,

@@ -15,8 +15,6 @@ Safety, since a local server is reachable from any web page the user opens:
   ``Origin`` header, when sent, must be the server's own: a foreign page cannot post to it;
 * file paths that come from the browser are resolved and must lie inside the folders the
   user opened (:meth:`WebApp.allowed_path`); static files are served from the app's own folder.
-
-:func:`minmax_decimate` reduces a long trace to the minima and maxima of bins for drawing.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-__all__ = ["HTTPError", "Request", "Response", "Server", "WebApp", "minmax_decimate"]
+__all__ = ["HTTPError", "Request", "Response", "Server", "WebApp"]
 
 log = logging.getLogger(__name__)
 
@@ -325,27 +323,3 @@ class Server:
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-def minmax_decimate(samples: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` (index, value) pairs that draw like the full trace.
-
-    Bins of equal width; each contributes its minimum and maximum, in the order they occur,
-    so spikes survive. Returns (sample indices, values); a short trace comes back whole.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    n = x.size
-    if n <= max_points or max_points < 4:
-        return np.arange(n), x
-    n_bins = max_points // 2
-    width = int(np.ceil(n / n_bins))
-    pad = n_bins * width - n
-    padded = np.concatenate([x, np.full(pad, np.nan)]) if pad else x
-    blocks = padded.reshape(n_bins, width)
-    imin = np.nanargmin(blocks, axis=1)
-    imax = np.nanargmax(blocks, axis=1)
-    first = np.minimum(imin, imax)
-    second = np.maximum(imin, imax)
-    base = np.arange(n_bins) * width
-    idx = np.stack([base + first, base + second], axis=1).reshape(-1)
-    return idx, x[idx]

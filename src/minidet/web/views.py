@@ -38,7 +38,7 @@ def _rounded(values: np.ndarray, decimals: int) -> np.ndarray:
 
 def event_payload(result: Any, index: int, decimals: int) -> dict[str, Any]:
     """One event's raw and analysis-filtered trace with baseline, onset, peak and half decay."""
-    from ..detection.locate import _filter_margin, analysis_filter, filter_range
+    from ..filters import analysis_filter, filter_margin, filter_range
 
     table = result.events_all
     if not 0 <= index < len(table):
@@ -53,7 +53,7 @@ def event_payload(result: Any, index: int, decimals: int) -> dict[str, Any]:
     cutoff = None if hann > 1 else fs / float(settings.filter_factor)
     filtered = filter_range(rec.samples, a, b, lambda x: analysis_filter(x, hann_size=hann, cutoff_hz=cutoff,
                                                                          sampling_rate=fs),
-                            _filter_margin(hann, cutoff, fs))
+                            filter_margin(hann, cutoff, fs))
     raw = rec.samples[a:b]
     step = max(1, int(math.ceil((b - a) / VIEWER_POINTS)))
     t_ms = (np.arange(a, b, step) - pos) / fs * 1e3
@@ -94,7 +94,7 @@ def event_payload(result: Any, index: int, decimals: int) -> dict[str, Any]:
 def stats_payload(result: Any, decimals: int) -> dict[str, Any]:
     """Summary statistics, the average event with its decay fit, histograms and cumulative
     distributions (amplitude, inter-event interval) of the kept events."""
-    from ..detection.locate import direction_sign
+    from ..filters import direction_sign
     from ..measure.summary import cumulative, fit_decay, histogram
 
     rec = result.recording

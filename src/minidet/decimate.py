@@ -1,4 +1,11 @@
-"""Min/max envelopes of long traces for drawing, at any zoom, in bounded time.
+"""Min/max reductions of long traces for drawing (numpy only): the analysis app's zoomable
+envelopes, the report's trace figure and the scoring app's context view all use these.
+
+:func:`minmax_bins` and :func:`chunked_minmax` give the minimum and maximum of consecutive
+bins (the latter reading a lazily read trace in pieces); :func:`minmax_points` gives at most
+``max_points`` (index, value) pairs, each bin's minimum and maximum in the order they occur.
+
+Min/max envelopes of long traces for drawing, at any zoom, in bounded time:
 
 A screen pixel column shows the minimum and maximum of the samples it covers, which draws
 exactly like the full trace (no spike is lost). :class:`Envelope` answers a request for
@@ -26,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUILD_CHUNK", "Envelope", "EnvelopeSlice", "chunked_minmax", "minmax_bins"]
+__all__ = ["BUILD_CHUNK", "Envelope", "EnvelopeSlice", "chunked_minmax", "minmax_bins", "minmax_points"]
 
 #: samples read at once while a lazily read trace is reduced (8 MB of float64)
 BUILD_CHUNK = 1 << 20
@@ -54,10 +61,34 @@ def minmax_bins(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     return _reduce(x, width, np.min), _reduce(x, width, np.max)
 
 
+def minmax_points(samples: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` (index, value) pairs that draw like the full trace.
+
+    Bins of equal width; each contributes its minimum and maximum, in the order they occur,
+    so spikes survive. Returns (sample indices, values); a short trace comes back whole.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.size
+    if n <= max_points or max_points < 4:
+        return np.arange(n), x
+    width = int(np.ceil(n / (max_points // 2)))
+    n_bins = int(np.ceil(n / width))  # every bin holds samples (the last may be short)
+    pad = n_bins * width - n
+    padded = np.concatenate([x, np.full(pad, np.nan)]) if pad else x
+    blocks = padded.reshape(n_bins, width)
+    imin = np.nanargmin(blocks, axis=1)
+    imax = np.nanargmax(blocks, axis=1)
+    first = np.minimum(imin, imax)
+    second = np.maximum(imin, imax)
+    base = np.arange(n_bins) * width
+    idx = np.stack([base + first, base + second], axis=1).reshape(-1)
+    return idx, x[idx]
+
+
 def _as_trace(samples: Any) -> Any:
     """``samples`` as something with ``shape`` and slicing: arrays and lazy traces as they
     are, anything else through ``np.asarray``."""
-    from ..recording import LazyTrace
+    from .recording import LazyTrace
 
     if isinstance(samples, (np.ndarray, LazyTrace)):
         return samples
