@@ -139,6 +139,20 @@ def parse_event_list(spec: str | None) -> list[int]:
     return sorted(numbers)
 
 
+class _MethodChoice(click.Choice):
+    """``miniml`` or a classic detector of :data:`minidet.classic.METHODS`, read from the
+    registry when first needed (importing the detectors at start-up would slow every command)."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> list[str]:  # type: ignore[override]
+        from .classic import METHODS
+
+        return ["miniml", *sorted(METHODS)]
+
+
 class _Setting(click.ParamType):
     """A declared detection setting's value from its text (:meth:`minidet.params.Param.from_text`);
     the range is checked with the other settings, and the error names the option."""
@@ -195,7 +209,7 @@ def detect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @reader_options
 @detect_options
-@click.option("--method", type=click.Choice(["miniml", "template", "deconvolution", "threshold"]),
+@click.option("--method", type=_MethodChoice(),
               default="miniml", show_default=True,
               help="miniml: the classifier (--model). The classic detectors (template matching, "
                    "deconvolution, amplitude threshold; GC-like kinetics unless --rise-ms/--decay-ms) "
@@ -265,16 +279,7 @@ def detect(path: str, model: str, method: str, rise_ms: float | None, decay_ms: 
                     overrides["method_settings"] = kinetics
             result = run_detect(recording, model, progress=True, **overrides)
             if excluded:
-                n = len(result.events_all)
-                bad = [i for i in excluded if i >= n]
-                if bad:
-                    from .errors import ParameterError
-
-                    raise ParameterError(
-                        f"--exclude {bad[0]}: there are {n} events, numbered 0-{n - 1}" if n else
-                        f"--exclude {bad[0]}: no events were detected, so none can be excluded"
-                    )
-                result = result.exclude(excluded)
+                result = result.exclude(excluded)  # the API checks that the events exist
             try:
                 written = report.write_results(result, out, plots=plots, nwb=nwb, save_prediction=save_prediction)
             except OSError as exc:  # a full disk, a folder removed meanwhile: nothing was written
@@ -1032,8 +1037,8 @@ def simulate(out: str, snr_db: float | None, seed: int | None, truth_path: str |
 @click.option("--snrs", default="5,7.5,10,12.5,15", show_default=True, help="--sweep: SNRs in dB.")
 @click.option("--kinetics", default="1", show_default=True,
               help="--sweep: factors on both time constants, e.g. 1,0.5,4.5 (0.5 = 2x faster).")
-@click.option("--method", default="miniml", show_default=True,
-              help="--sweep: miniml, template, deconvolution or threshold.")
+@click.option("--method", type=_MethodChoice(), default="miniml", show_default=True,
+              help="--sweep: the detector (miniml: --model; or a classic one).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="--sweep: model for --method miniml.")
 @click.option("--seed", type=int, default=0, show_default=True, help="--sweep: random seed.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,

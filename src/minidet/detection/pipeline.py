@@ -398,7 +398,9 @@ class DetectionResult:
         n = len(self.events_all)
         bad = idx[(idx < 0) | (idx >= n)]
         if bad.size:
-            raise ParameterError(f"event indices {bad.tolist()} do not exist; allowed 0 to {n - 1}")
+            raise ParameterError(f"event indices {bad.tolist()} do not exist: there are {n} events, numbered 0-{n - 1}"
+                                 if n else f"event indices {bad.tolist()} do not exist: no events were detected, "
+                                 "so none can be excluded")
         return idx.astype(np.int64)
 
     def _with_excluded(self, idx: np.ndarray, value: bool) -> "DetectionResult":
