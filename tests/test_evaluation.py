@@ -156,4 +156,4 @@ def test_cli_evaluate(tmp_path):
     assert os.path.getsize(plot) > 1000 and "template" in res.output
     assert len(pd.read_csv(tmp_path / "f1.csv")) == 2
     res = runner.invoke(main, ["evaluate", "--sweep", "--method", "nonsense", "--duration", "1"])
-    assert res.exit_code == 2 and "unknown classic method" in res.output
+    assert res.exit_code == 2 and "'nonsense' is not one of 'miniml', 'deconvolution', 'template'" in res.output
