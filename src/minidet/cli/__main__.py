@@ -1,0 +1,5 @@
+"""``python -m minidet.cli``: the ``minidet`` command."""
+
+from . import main
+
+main()
