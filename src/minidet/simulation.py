@@ -1,5 +1,8 @@
 """Ground-truth recordings: synaptic events in recording-like noise, with what was put where.
 
+(About 760 lines: the settings, events, transients, noise and the streamed files of one
+simulated recording share one random stream, so they stay together.)
+
 :func:`simulate` returns a :class:`~minidet.recording.Recording` and its :class:`Truth`;
 :func:`simulate_to_file` streams the same trace chunk by chunk into an HDF5 file (float64,
 float32 or int16 with a scale) or an ABF1 file (int16), so an hour at 50 kHz needs little
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OutputError, ParameterError
+from .fsutil import atomic_path, atomic_write
 from .params import check as check_param
 from .noise import NoiseSpectrum, coloured_noise, noise_kernel, resolve_spectrum
 from .recording import Recording
@@ -533,11 +537,6 @@ def _quantize(block: np.ndarray, step: float, offset: float) -> tuple[np.ndarray
     return np.clip(raw, -32_767, 32_767).astype(np.int16), clipped
 
 
-def _temp_path(path: str) -> str:
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-
-
 def simulate_to_file(
     path: str,
     settings: SimulationSettings | None = None,
@@ -587,8 +586,7 @@ def simulate_to_file(
     n = settings.n_samples
     step, offset = int16_step(plan) if dtype == "int16" else (1.0, 0.0)
     clipped = 0
-    tmp = _temp_path(path)
-    try:
+    with atomic_path(path) as tmp:  # the recording appears only once its truth is written
         if is_abf:
             from .io.abf import Abf1Writer
 
@@ -627,10 +625,6 @@ def simulate_to_file(
                 if dtype == "int16":
                     ds.attrs["clipped_samples"] = clipped
         write_truth(truth, truth_path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     if clipped:
         import warnings
 
@@ -655,21 +649,14 @@ def write_truth(truth: Truth, path: str) -> None:
     if lower.endswith(".npz"):
         arrays = {f"{t}/{c}": _column(df[c]) for t, df in tables.items() for c in df.columns}
         arrays.update({k: np.array(v) for k, v in meta.items()})
-        tmp = _temp_path(path)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, **arrays)
         return
     if not lower.endswith((".h5", ".hdf5")):
         raise ParameterError(f"the truth file must end in .h5, .hdf5 or .npz, got {path}")
     import h5py
 
-    tmp = _temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             for key, value in meta.items():
                 h5.attrs[key] = value
@@ -678,10 +665,6 @@ def write_truth(truth: Truth, path: str) -> None:
                 group = h5.create_group(name)
                 for column in df.columns:
                     group.create_dataset(column, data=_column(df[column]))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _column(series: pd.Series) -> np.ndarray:

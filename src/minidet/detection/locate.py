@@ -1,5 +1,9 @@
 """Prediction trace -> event positions (the point of steepest rise), overlapping events.
 
+(About 850 lines: miniML's localisation in streamed chunks: regions, the smoothed gradient and
+the steepest rise must cross chunk borders the same way; filters and order statistics are in
+filters.py and order_stats.py.)
+
 This is miniML's localisation step (O'Neill et al., eLife 2025; ``EventDetection.
 _get_prediction_peaks``, ``_make_smth_gradient``, ``_get_grad_threshold``,
 ``_find_event_locations`` and ``_remove_duplicate_locations`` in miniml-detect 1.1.2),

@@ -1,6 +1,9 @@
 """``detect``: recording -> prediction -> event positions -> measurements, in one call,
 and :class:`DetectionResult`, the one object every report, file writer and plot reads.
 
+(About 680 lines: DetectSettings, their resolution against the model, detect and
+DetectionResult: the one object every writer and plot reads.)
+
 The events live in one table (:attr:`DetectionResult.events_all`); removing events by
 hand sets its ``excluded`` column in a new result, and every statistic is computed from
 the kept rows when asked for.

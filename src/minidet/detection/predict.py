@@ -1,6 +1,9 @@
 """Sliding-window inference: :func:`predict` turns a :class:`Recording` into the event
 probability of every window start, on the recording's own sample grid.
 
+(About 840 lines: sliding windows, the fast coarse/refine schedule and block resampling share
+one grid arithmetic; the network itself is in scorer.py.)
+
 How miniML does it (``EventDetection.__predict`` and ``_interpolate_prediction_trace``):
 the trace is FFT-resampled by ``600 / window_size`` (``resample_to_600``), inverted when the
 event and training directions differ, cut into windows of 600 samples every

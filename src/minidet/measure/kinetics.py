@@ -1,5 +1,8 @@
 """Per-event measurements: baseline, peak, amplitude, onset, rise, half decay, half width, charge.
 
+(About 650 lines: both measuring methods (the fit to the unfiltered trace and miniML's filtered
+rules) over the same chunked event windows.)
+
 The definitions are miniML's (``EventDetection._get_event_properties`` and
 ``core/functions.py`` of miniml-detect 1.1.2), computed for all events at once on a 2-D
 array of filtered event windows instead of one event at a time. Every event gets a window

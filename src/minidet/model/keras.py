@@ -1,5 +1,8 @@
 """Import miniML's Keras model files without TensorFlow.
 
+(About 550 lines: two Keras file layouts (.h5 and .keras) mapped layer by layer onto the
+network; splitting them would repeat the mapping.)
+
 Two formats are read with h5py, zipfile and json alone:
 
 * ``.h5`` (Keras 2 "legacy" HDF5): the model config is JSON in the root attribute

@@ -17,8 +17,6 @@ or dtype, non-finite weights) raises :class:`minidet.errors.ModelFileError` nami
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,6 +28,7 @@ from safetensors.torch import save as save_bytes
 from .. import __version__
 from ..windows import default_stride, may_resample
 from ..errors import ModelFileError, OutputError, ParameterError
+from ..fsutil import atomic_write
 from .network import INPUT_SCALINGS, ConvBlockSpec, MiniMLNet
 
 #: Version 2 adds ``input_scaling``; files of min-max models are still written as version 1
@@ -287,24 +286,13 @@ def save_model_file(path: str | Path, network: MiniMLNet, metadata: ModelMetadat
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"folder does not exist: {folder}")
-    # A fresh name in the destination folder (same file system, so the rename is atomic),
-    # created with mode 0666 minus the umask like any other file (mkstemp would give 0600).
+    # a temporary file in the destination folder, renamed into place (minidet.fsutil)
     blob = save_bytes(_tensors_for_file(network), metadata=header)
-    tmp = str(folder / f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_write(path, "wb") as fh:
             fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
 
 

@@ -1,5 +1,8 @@
 """Result files: events.csv, summary.csv, results.h5 and the JSON object, written atomically.
 
+(About 600 lines: every result file (CSV, HDF5, JSON) and its reader back; kept together so that
+what is written and what is read stay one schema.)
+
 Every file is written to a temporary file in the destination folder and renamed into place,
 so a crash or Ctrl-C never leaves a half-written result behind (:func:`atomic_write`,
 :func:`atomic_path`). :func:`prepare_output_dir` checks, before any computation, that the

@@ -1,5 +1,8 @@
 """Training datasets: scored snippets in miniML's HDF5 layout, plus minidet's provenance.
 
+(About 560 lines: one file format: the miniML layout, minidet's sidecar, the lock and the merge
+must agree on every field.)
+
 A dataset file holds, like the files miniML's extraction script writes and its training
 notebooks read:
 

@@ -1,5 +1,8 @@
 """Extract training snippets from recordings by Clements-Bekkers template matching.
 
+(About 530 lines: one extraction recipe: template, three thresholds, noise stretches and the
+model-disagreement group share their settings and their per-recording pass.)
+
 The recipe of miniML's training workflow, per recording:
 
 * clear events: detections at a high threshold of the detection criterion (suggested score 1);

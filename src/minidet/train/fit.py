@@ -1,5 +1,8 @@
 """Train an event classifier on a scored dataset: transfer learning or full training.
 
+(About 500 lines: TrainSettings with its checks and train_model's orchestration of one run: the
+data, the starting network and the loop live in prepare.py, init.py and loop.py.)
+
 Two recipes, both miniML's (O'Neill et al., eLife 2025):
 
 * **Transfer learning** (``base`` given): the base model's weights are loaded, its convolution
@@ -440,7 +443,7 @@ def _calibrate(network: MiniMLNet, metadata: ModelMetadata, provenance: dict, ro
         threshold=choice.threshold, auto_threshold=choice.auto, smoothing_steps=choice.smoothing_steps,
         peak_prominence=choice.peak_prominence, provenance=provenance,
         description=metadata.description + " Detection threshold " + (
-            f"chosen per recording (auto)" if choice.auto else f"{choice.threshold:.4g}") + f" ({choice.rule}).")
+            "chosen per recording (auto)" if choice.auto else f"{choice.threshold:.4g}") + f" ({choice.rule}).")
     logger.info(choice.sentence())
     return metadata, provenance
 
