@@ -810,7 +810,10 @@ function renderJob(job) {
   } else if (job.state === "cancelled") {
     text.textContent = "cancelled";
   } else {
-    text.textContent = A.state && A.state.result ? (A.state.result.opened_from ? "results opened from " + A.state.result.opened_from : "") : "";
+    // the settings note above already says where opened results come from
+    const noted = !$("settings-note").hidden;
+    const from = A.state && A.state.result ? A.state.result.opened_from : null;
+    text.textContent = from && !noted ? "results opened from " + from : "";
   }
 }
 
