@@ -354,6 +354,15 @@ def test_template_method_takes_the_templates_kinetics(tmp_path):
         assert stored["name"] == "template"
         assert stored["method_settings"]["rise_tau_s"] == pytest.approx(0.5e-3)
         assert stored["method_settings"]["decay_tau_s"] == pytest.approx(5e-3)
+    from click.testing import CliRunner
+
+    from minidet.cli import main
+
+    alone = CliRunner().invoke(main, ["detect", str(example_path()), "--method", "template", "--rise-ms", "0.5",
+                                      "--skip-start", "7", "--out", str(tmp_path / "alone"), "--json"])
+    assert alone.exit_code == 0, alone.output
+    settings = read_results(tmp_path / "alone").model["method_settings"]  # the decay by extract's rule
+    assert settings["decay_tau_s"] == pytest.approx(0.5e-3 * 6)
     bad = subprocess.run([sys.executable, "-m", "minidet.cli", "detect", str(example_path()), "--rise-ms", "0.5",
                           "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--method template" in bad.stderr

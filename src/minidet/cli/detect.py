@@ -105,9 +105,11 @@ def detect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
                    "are measured the same way.")
 @click.option("--rise-ms", type=float, default=None,
               help="--method template/deconvolution: the template's rise time constant (ms), as `minidet "
-                   "extract`'s (e.g. from `minidet window`'s estimate). [0.15]")
+                   "extract`'s (e.g. from `minidet window`'s estimate); given alone, the decay is 6x it, "
+                   "as extract's. [0.15]")
 @click.option("--decay-ms", type=float, default=None,
-              help="--method template/deconvolution: the template's decay time constant (ms). [1.2]")
+              help="--method template/deconvolution: the template's decay time constant (ms); given "
+                   "alone, the rise is 1/6 of it. [1.2]")
 @click.option("--exclude", "exclude", default=None, metavar="N,N-M",
               help="Event numbers (0-based, as in events.csv) to exclude from the summary, e.g. 3,7,12.")
 @click.option("--out", "out_dir", type=click.Path(path_type=str), default=None,
@@ -142,10 +144,13 @@ def detect(path: str, model: str, method: str, rise_ms: float | None, decay_ms: 
 
         raise ParameterError(f"--rise-ms/--decay-ms set the template of --method template or deconvolution, "
                              f"not of --method {method}")
-    if "rise_tau_s" in kinetics and "decay_tau_s" not in kinetics:
-        kinetics["decay_tau_s"] = max(1.2e-3, 8 * kinetics["rise_tau_s"])  # GC-like ratio for a lone rise
-    if "decay_tau_s" in kinetics and "rise_tau_s" not in kinetics:
-        kinetics["rise_tau_s"] = min(0.15e-3, kinetics["decay_tau_s"] / 8)
+    if len(kinetics) == 1:  # one time constant given: the other by extract's rule
+        from ..train.extract import RISE_DECAY_RATIO
+
+        if "rise_tau_s" in kinetics:
+            kinetics["decay_tau_s"] = kinetics["rise_tau_s"] * RISE_DECAY_RATIO
+        else:
+            kinetics["rise_tau_s"] = kinetics["decay_tau_s"] / RISE_DECAY_RATIO
     stem = Path(path).stem or "recording"
     out = Path(out_dir) if out_dir else Path("minidet-results") / stem
     # Refuse to overwrite, and find an unwritable folder, before anything is computed.
