@@ -20,6 +20,20 @@ are pooled over the seeds before precision, recall and F1 are computed.
     python benchmarks/accuracy.py --models gc,path/to/model.minidet.safetensors --csv acc.csv
     python benchmarks/accuracy.py --models gc-robust,gc-robust@smoothing_steps=9@threshold=0.6
 
+Issue 22 adds conditions training never drew, selected with ``--conditions`` (not run by
+default; all at 12.6 dB, GC kinetics, 50 kHz and GC noise unless named): ``20 kHz``, ``40 kHz``,
+``slow 0.5/3 ms``, ``slow 0.7/5 ms``, ``slow 1/8 ms`` (rise / decay tau), ``wideband`` (white,
+unfiltered noise), ``asymmetric`` (skewed noise), ``outward blips`` and ``real noise``
+(event-free stretches of real recordings, spliced); benchmarks/accuracy_conditions.py says how
+each noise is made. Where the sampling rate or the kinetics differ from the GC's, each model
+also runs at the window ``minidet.suggest_window(recording)`` suggests (rows
+``NAME@window=suggested``), as a user following the README's recipe would. For a model run with
+``threshold=auto`` the table adds ``NAME@fixed-best``: its own prediction located again at each
+threshold auto chooses from (0.5 ... 0.9999), the best pooled F1 shown with its threshold, and
+a targets table (auto within 0.02 of it; auto >= template-best); ``--no-sweep`` skips that.
+
+    python benchmarks/accuracy.py --seeds 1 --conditions "20 kHz,40 kHz,slow 0.7/5 ms,wideband,asymmetric,outward blips,real noise,transients"
+
 A model may carry detection settings after ``@`` (any :class:`minidet.DetectSettings` field,
 ``@name=value`` each), run instead of the model's own.
 
@@ -83,6 +97,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated, of template-best, " + ", ".join(CLASSIC) + " (or 'none')")
     p.add_argument("--conditions", default=",".join(ISSUE10), help="comma-separated, of " + ", ".join(CONDITIONS)
                    + f" [the first {len(ISSUE10)}]")
+    p.add_argument("--suggested-models", default=None,
+                   help="comma-separated models also run at the suggested window (default: all of --models; 'none')")
     p.add_argument("--no-sweep", action="store_true",
                    help="skip the fixed-threshold sweep of models run with threshold=auto")
     p.add_argument("--noise", default="gc", help="noise spectrum: gc, white, pink or a path (default gc)")
@@ -206,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"unknown method {m!r}; choose from template-best, {', '.join(CLASSIC)}")
     if not seeds or not (models or methods):
         sys.exit("give at least one seed and one model or method")
+    suggested_models = models if args.suggested_models is None else _split(args.suggested_models)
     runners = {m: model_runner(m) for m in models}
     runners.update({m: make_detector(m) for m in methods if m in CLASSIC})
     base = SimulationSettings(duration_s=duration, sampling_rate=50_000.0, event_rate_hz=5.0,
@@ -234,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 suggest_s = time.perf_counter() - start
                 print(f"  {cond:12s} seed {seed}: suggested window {window} ({suggest_s:.1f} s)", file=sys.stderr,
                       flush=True)
-                for name in models:
+                for name in suggested_models:
                     start = time.perf_counter()
                     found = model_runner(f"{name}@window_size={window}")(recording)
                     seconds = time.perf_counter() - start
@@ -289,6 +306,15 @@ def main(argv: list[str] | None = None) -> int:
           "12.6 dB; clean = 25 dB. Match -1/+3 ms around the true onset. Models run as shipped (their own "
           "threshold); template-best is told the true kinetics and given the threshold with the best F1 "
           "(shown).  ")
+    if any(CONDITIONS[c].new for c in conditions):
+        print("New conditions (issue 22; benchmarks/accuracy_conditions.py): 12.6 dB, GC kinetics, 50 kHz and "
+              f"noise {args.noise!r} unless the name says otherwise; '20 kHz' / '40 kHz' the sampling rate, "
+              "'slow R/D ms' rise / decay tau, 'wideband' white noise, 'asymmetric' skewed GC noise "
+              "(g + 0.3 (g^2 - 1), skew +1.5, tail outward), 'outward blips' GC noise + 30/s outward blips of "
+              "2.5 SD, 'real noise' event-free stretches of 05210017_vc_abf1.abf (resampled, spectrally matched "
+              "to the GC snippets) and miniML's GC score-0 snippets, spliced with 1 ms cross-fades. "
+              "NAME@window=suggested: the model at minidet.suggest_window's window; NAME@fixed-best: the "
+              "model's prediction at its best fixed threshold (pooled over seeds).  ")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.\n")
     present = list(dict.fromkeys(summary["method"]))
     print("Cells: F1 (precision / recall).\n")
