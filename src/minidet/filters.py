@@ -20,10 +20,15 @@ from .params import check
 __all__ = ["analysis_filter", "direction_sign", "filter_margin", "filter_range", "hann_window"]
 
 
+_SIGNS = {"negative": -1, "positive": 1}
+
+
 def direction_sign(direction: str) -> int:
     """-1 for ``"negative"``, +1 for ``"positive"``; anything else is a ParameterError."""
-    check("event_direction", direction)
-    return -1 if direction == "negative" else 1
+    sign = _SIGNS.get(direction) if isinstance(direction, str) else None
+    if sign is None:  # read per event: the declared check (and its message) only for a bad value
+        check("event_direction", direction)
+    return sign
 
 
 def hann_window(size: int) -> np.ndarray:

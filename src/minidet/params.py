@@ -324,7 +324,7 @@ def schema() -> list[dict[str, Any]]:
     for p in PARAMS.values():
         rows.append({"name": p.name, "kind": p.kind, "unit": p.unit, "default": p.default, "help": p.help,
                      "low": p.low, "high": p.high, "low_open": p.low_open, "high_open": p.high_open,
-                     "also": [a for a in p.also], "choices": list(p.choices), "accepted": p.describe(),
+                     "also": list(p.also), "choices": list(p.choices), "accepted": p.describe(),
                      "from_model": bool(p.metadata), "when_unset": p.when_unset, "option": p.option})
     return rows
 

@@ -13,7 +13,8 @@ from typing import Any
 
 
 from ..errors import ParameterError, RecordingNotFoundError
-from .settings import _READER_COLUMNS, _detect_fields, _is_table_column
+from ..params import PARAMS
+from .settings import _READER_COLUMNS, _is_table_column
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise ParameterError(f"manifest {manifest}: column(s) {dupes} appear more than once")
     if "" in lower:
         raise ParameterError(f"manifest {manifest}: column {lower.index('') + 1} of the header has no name")
-    settings = set(_detect_fields())
+    settings = set(PARAMS)  # the declared detection settings (DetectSettings' fields)
     kinds: dict[str, tuple[str, str]] = {}
     for col, low in zip(columns, lower):
         if low in ("path", "name"):

@@ -129,8 +129,6 @@ def plan_batch(
     return _make_jobs(resolved, out, settings, force)
 
 
-
-
 @dataclass(frozen=True, eq=False)
 class BatchResult:
     """What a batch produced.

@@ -59,12 +59,6 @@ def _is_table_column(name: str) -> bool:
             or name in ("count", "duration_s", "frequency_hz", "tau_decay_s", "n_average", "origin"))
 
 
-def _detect_fields() -> tuple[str, ...]:
-    from ..detection.pipeline import DetectSettings
-
-    return DetectSettings.field_names()
-
-
 def _pairs(value: Mapping[str, Any] | Iterable[tuple[str, Any]] | None, what: str) -> tuple[tuple[str, Any], ...]:
     if value is None:
         return ()

@@ -91,7 +91,7 @@ class LocateSettings:
     gradient_convolve_win
         Hann window (samples) smoothing the derivative; 0 = none; ``None`` -> ``2 * convolve_win``.
     filter_factor
-        Only with ``convolve_win == 0``: low-pass cut-off as a fraction of the sampling rate (> 3).
+        Only with ``convolve_win == 0``: low-pass cut-off as a fraction of the sampling rate (> 2).
     rel_prom_cutoff
         Minimum prominence of a second derivative peak in one region, relative to the
         largest there, for it to count as an overlapping event; in (0, 1].

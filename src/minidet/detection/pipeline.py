@@ -101,7 +101,7 @@ class DetectSettings:
     gradient_convolve_win
         Hann window smoothing the derivative; 0 = none; ``None`` -> ``2 * convolve_win``.
     filter_factor
-        Low-pass cut-off divisor, only with ``convolve_win == 0`` (> 3).
+        Low-pass cut-off divisor, only with ``convolve_win == 0`` (> 2).
     rel_prom_cutoff
         Relative prominence (0, 1] for a second steepest rise in one region to count as
         an overlapping event.

@@ -118,7 +118,7 @@ class PredictSettings:
     Parameters
     ----------
     window_size
-        Window length in samples of the recording (>= 12). ``None``: the model's window
+        Window length in samples of the recording (>= 30). ``None``: the model's window
         (600 for ``gc``). With ``resample`` the recording is resampled by
         ``input_size / window_size`` so that one window fills the network input.
     stride

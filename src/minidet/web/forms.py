@@ -53,9 +53,7 @@ def detect_overrides(raw: Any) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ParameterError("settings must be an object")
-    from ..detection.pipeline import DetectSettings
-
-    names = set(DetectSettings.field_names()) - {"model"}
+    names = set(PARAMS) - {"model"}  # the declared detection settings (DetectSettings' fields)
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ParameterError(f"unknown setting(s) {unknown}; allowed: {', '.join(sorted(names))}")
@@ -65,6 +63,7 @@ def detect_overrides(raw: Any) -> dict[str, Any]:
         if parsed is not None:
             out[key] = parsed
     return out
+
 
 def stored_reader_options(stored: Any) -> dict[str, Any]:
     """The reader options a stored result was read with (exact when the app wrote it)."""

@@ -120,9 +120,9 @@ def stats_payload(result: Any, decimals: int) -> dict[str, Any]:
                           "tau_ms": fit.tau_s * 1e3}
     distributions = []
     for col, label, factor, unit in _CUMULATIVE:
-        finite = columns.get(col, np.zeros(0)) * factor
-        n = int(np.isfinite(finite).sum())
-        values, fraction = cumulative(finite, CUMULATIVE_POINTS)
+        scaled = columns.get(col, np.zeros(0)) * factor
+        n = int(np.isfinite(scaled).sum())  # before the rank-spaced thinning
+        values, fraction = cumulative(scaled, CUMULATIVE_POINTS)
         distributions.append({"column": col, "label": label, "unit": rec.unit if unit == "" else unit,
                               "values": _rounded(values, 9), "fraction": _rounded(fraction, 6), "n": n})
     return {
