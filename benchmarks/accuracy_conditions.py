@@ -9,19 +9,24 @@ noise kinds made here and added to a noise-free simulated trace:
 - ``"outward-blips"``: GC-coloured Gaussian noise plus small outward (positive) event-like
   blips (rise 0.1 ms, decay 0.5 ms, 30/s, amplitude 2.5 noise SDs of the Gaussian part,
   log-normal SD 0.3);
-- ``"real"``: real recording noise. Event-free stretches of
-  ``05210017_vc_abf1.abf`` (20 kHz, 6 sweeps of 3 s; each sweep after its first 0.15 s,
-  cut into 50 ms pieces, pieces holding a sample beyond 5 robust SDs left out), resampled
-  to the condition's rate (polyphase) and spectrally matched to the GC score-0 snippets
-  (their mean periodogram: the pieces' FFT magnitudes are scaled by
+- ``"real"``: real recording noise. Stretches of ``05210017_vc_abf1.abf`` (20 kHz, 6 sweeps
+  of 3 s; each sweep after its first 0.15 s) that template matching finds nothing in
+  (:func:`event_free_stretches`: GC-like and 0.3/2 ms kernels, criterion 3, *both* directions,
+  so as many outward deflections as inward ones are cut and the noise is not made more
+  symmetric than it was; 3 ms before to 15 ms after each detection masked), cut into 25 ms
+  pieces (7.6 s of the file's 17 s are left), pieces holding a sample beyond 5 robust SDs
+  left out, resampled to the condition's rate (polyphase) and spectrally matched to the GC
+  score-0 snippets (their mean periodogram: the pieces' FFT magnitudes are scaled by
   ``sqrt(PSD_gc / PSD_abf)``, phases kept), together with the 86 score-0 (noise) snippets
   of miniML's ``gc_training_example.h5`` (50 kHz, 600 samples each; resampled when the
-  condition's rate is not 50 kHz); above 0.45 x 20 kHz the ABF pieces are left empty. Every piece has its mean removed; pieces are drawn in a
-  seeded random order (with repetition) and spliced with 1 ms equal-power (sine/cosine)
-  cross-fades. Caveat: the ABF stretches are not event-free -- gc-robust finds small inward
-  events in them (~60 prediction peaks >= 0.999 in the file's 18 s against ~4 in its
-  inverse, median ~9 pA at a noise SD of ~2.6 pA; the 5-SD cut removes only the large ones),
-  and they make ~93 % of the spliced time, so "FPs" there are partly real events;
+  condition's rate is not 50 kHz); above 0.45 x 20 kHz the ABF pieces are left empty. Every
+  piece has its mean removed; pieces are drawn in a seeded random order (with repetition)
+  and spliced with 1 ms equal-power (sine/cosine) cross-fades. Caveat: the file holds small
+  spontaneous events at ~11/s (gc-robust finds ~200 in its 18 s; template matching at
+  criterion 3 finds 180-245 inward against 46-75 outward), smaller ones than template
+  matching at 3 can see remain, and gc-robust still finds inward "events" there that its
+  inverse lacks, so "FPs" in this condition are partly real events. Before the template
+  cut (the first run of issue 22) the pieces were whole 50 ms stretches;
 - ``"real-gc"``: the same with the GC score-0 snippets only (1 s of material, reused).
 
 The added noise is scaled to SD 1 and the events' median amplitude is ``10 ** (snr / 20)``,
@@ -116,12 +121,13 @@ def real_noise_pieces(rate: float) -> list[np.ndarray]:
     fs = rec.sampling_rate
     x = np.asarray(rec.samples, dtype=np.float64)
     starts = list(np.asarray(rec.sweep_starts, dtype=np.int64)) + [rec.n_samples]
-    piece = int(round(0.05 * fs))
+    piece = int(round(PIECE_S * fs))
     abf = []
     for a, b in zip(starts[:-1], starts[1:]):
         sweep = x[a + int(round(0.15 * fs)):b]
-        for k in range(0, sweep.size - piece + 1, piece):
-            abf.append(sweep[k:k + piece])
+        for lo, hi in event_free_stretches(sweep, fs):
+            for k in range(lo, hi - piece + 1, piece):
+                abf.append(sweep[k:k + piece])
     abf = np.array(abf)
     abf = abf - abf.mean(axis=1, keepdims=True)
     mad = 1.4826 * np.median(np.abs(abf - np.median(abf)))
@@ -138,6 +144,37 @@ def real_noise_pieces(rate: float) -> list[np.ndarray]:
     _REAL_CACHE[rate] = pieces
     _N_GC_SNIPPETS[rate] = int(gc.shape[0])
     return pieces
+
+
+#: template matching that marks event-like deflections in the ABF noise source: both kinetics
+#: sets, both directions (inward real events, and as many outward deflections of noise, so the
+#: noise left is not made more symmetric than it was), at this criterion (SD units)
+CLEAN_KINETICS_S = ((0.15e-3, 1.2e-3), (0.3e-3, 2e-3))
+CLEAN_THRESHOLD = 3.0
+CLEAN_BEFORE_S, CLEAN_AFTER_S = 3e-3, 15e-3
+#: the ABF noise is cut into pieces this long (s)
+PIECE_S = 0.025
+
+
+def event_free_stretches(sweep: np.ndarray, fs: float) -> list[tuple[int, int]]:
+    """``(start, stop)`` sample ranges of ``sweep`` at least :data:`PIECE_S` long that hold no deflection
+    template matching finds at :data:`CLEAN_THRESHOLD` in either direction (each detection
+    masks ``CLEAN_BEFORE_S`` before to ``CLEAN_AFTER_S`` after it)."""
+    from minidet.classic import detect_events
+    from minidet.recording import Recording
+
+    rec = Recording(sweep - np.median(sweep), fs, unit="pA")
+    mask = np.zeros(sweep.size, dtype=bool)
+    before, after = int(round(CLEAN_BEFORE_S * fs)), int(round(CLEAN_AFTER_S * fs))
+    for rise, decay in CLEAN_KINETICS_S:
+        for direction in ("negative", "positive"):
+            found = detect_events(rec, "template", None, rise_tau_s=rise, decay_tau_s=decay,
+                                  threshold=CLEAN_THRESHOLD, event_direction=direction)
+            for p in np.asarray(found.positions, dtype=np.int64):
+                mask[max(0, p - before):p + after] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], mask.astype(np.int8), [1]])))
+    piece = int(round(PIECE_S * fs))
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[::2], edges[1::2]) if hi - lo >= piece]
 
 
 def _splice(pieces: list[np.ndarray], n: int, fade: int, rng: np.random.Generator) -> np.ndarray:

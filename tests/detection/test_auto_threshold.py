@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from minidet.cli import main
-from minidet.detection.autothreshold import AUTO_GRID, choose_threshold
+from minidet.detection.autothreshold import (AUTO_GRID, FLOOR, choose_threshold, mirror_inconsistent,
+                                             select_threshold)
 from minidet.detection.locate import LocateSettings
 from minidet.detection.pipeline import DetectSettings, detect, resolve_settings
 from minidet.errors import ParameterError
@@ -33,15 +34,19 @@ def spaced(k: int, start: int, gap: int = 20_000) -> list[int]:
 
 
 def test_noise_as_high_as_some_detections_raises_the_threshold():
+    """From the prior (0.9) up to the lowest threshold that leaves the noise out, no further."""
     events = [(p, 0.995) for p in spaced(20, 10_000)]
-    noise = [(p, 0.75) for p in spaced(10, 1_000_000)]
-    mirror_noise = [(p, 0.75) for p in spaced(10, 1_500_000)]
+    noise = [(p, 0.96) for p in spaced(10, 1_000_000)]
+    mirror_noise = [(p, 0.96) for p in spaced(10, 1_500_000)]
     chosen = choose_threshold(trace(events + noise), trace(mirror_noise), SETTINGS, RATE, 0.9)
-    assert chosen.threshold == 0.995  # the highest that keeps every event
+    assert chosen.threshold == 0.97 and chosen.reason == "estimate" and chosen.prior == 0.9
     grid = list(AUTO_GRID)
-    assert chosen.peaks[grid.index(0.7)] == 30 and chosen.peaks[grid.index(0.8)] == 20
-    assert chosen.noise_peaks[grid.index(0.7)] == pytest.approx(10 / (1 - chosen.excluded_fraction), abs=0.01)
-    assert chosen.noise_peaks[grid.index(0.8)] == 0
+    assert chosen.peaks[grid.index(0.9)] == 30 and chosen.peaks[grid.index(0.97)] == 20
+    assert chosen.noise_peaks[grid.index(0.9)] == pytest.approx(10 / (1 - chosen.excluded_fraction), abs=0.01)
+    assert chosen.noise_peaks[grid.index(0.97)] == 0
+    # without the prior (the rule before issue 22): the highest threshold that keeps every event
+    old = choose_threshold(trace(events + noise), trace(mirror_noise), SETTINGS, RATE, 0.9, use_prior=False)
+    assert old.threshold == 0.995 and old.prior is None
 
 
 def test_noise_scored_above_099_is_left_below_the_threshold():
@@ -50,26 +55,60 @@ def test_noise_scored_above_099_is_left_below_the_threshold():
     noise = [(p, 0.997) for p in spaced(10, 1_000_000)]
     mirror_noise = [(p, 0.997) for p in spaced(10, 1_500_000)]
     chosen = choose_threshold(trace(events + noise), trace(mirror_noise), SETTINGS, RATE, 0.9)
-    assert chosen.threshold >= 0.998
+    assert chosen.threshold == 0.998
     assert chosen.peaks[list(AUTO_GRID).index(chosen.threshold)] == 20
 
 
-def test_without_noise_peaks_small_real_events_are_kept():
+def test_small_events_below_the_floor_are_not_chased():
+    """No noise in the inverted trace, 10 small 'events' at 0.62: the estimate would go down to
+    0.6, but below FLOOR (or the prior) what the inverted trace cannot see dominates."""
     events = [(p, 0.995) for p in spaced(20, 10_000)] + [(p, 0.62) for p in spaced(10, 1_000_000)]
     chosen = choose_threshold(trace(events), trace([]), SETTINGS, RATE, 0.9)
-    assert chosen.threshold == 0.6
+    assert chosen.threshold == 0.9 and chosen.reason == "prior"
     assert chosen.f1_estimate[list(AUTO_GRID).index(0.6)] == pytest.approx(1.0)
+    # events at 0.94 too: from the prior 0.98 down to the floor for them, not below
+    more = events + [(p, 0.94) for p in spaced(10, 1_500_000)]
+    assert choose_threshold(trace(more), trace([]), SETTINGS, RATE, 0.98).threshold == FLOOR
+    assert choose_threshold(trace(events), trace([]), SETTINGS, RATE, 0.9, use_prior=False).threshold == 0.6
 
 
 def test_inverted_peaks_next_to_confident_events_are_not_noise():
     """An event's decay seen upside down sits just after it: not counted as noise."""
     events = [(p, 0.995) for p in spaced(20, 10_000)] + [(p, 0.62) for p in spaced(10, 1_000_000)]
     echoes = [(p + 200, 0.8) for p in spaced(20, 10_000)]  # 4 ms after each confident event
-    chosen = choose_threshold(trace(events), trace(echoes), SETTINGS, RATE, 0.9)
+    chosen = choose_threshold(trace(events), trace(echoes), SETTINGS, RATE, 0.9, use_prior=False)
     assert chosen.threshold == 0.6 and max(chosen.noise_peaks) == 0
     # the same inverted peaks far from any event count
     far = [(p, 0.8) for p in spaced(20, 1_300_000, gap=15_000)]
-    assert choose_threshold(trace(events), trace(far), SETTINGS, RATE, 0.9).threshold > 0.8
+    assert choose_threshold(trace(events), trace(far), SETTINGS, RATE, 0.9, use_prior=False).threshold > 0.8
+
+
+def test_an_inverted_trace_that_is_not_the_noise_keeps_the_prior():
+    """Outward blips: mirrored, they look like events, and the inverted trace has far more
+    confident peaks than the recording has uncertain ones. The estimate would climb to the
+    top of the grid; the model's level is kept and the reason recorded."""
+    events = [(p, 0.995) for p in spaced(20, 10_000)]
+    blips = [(p, 0.9999) for p in spaced(60, 1_050_000, gap=15_000)]
+    chosen = choose_threshold(trace(events), trace(blips), SETTINGS, RATE, 0.98)
+    assert chosen.threshold == 0.98 and chosen.reason == "inverted trace inconsistent"
+    assert choose_threshold(trace(events), trace(blips), SETTINGS, RATE, 0.98, use_prior=False).threshold == 0.9999
+    grid = np.asarray(AUTO_GRID)
+    assert mirror_inconsistent(grid, chosen.peaks, chosen.noise_peaks, 0.98)
+    assert not mirror_inconsistent(grid, chosen.peaks, np.zeros(grid.size), 0.98)
+
+
+def test_select_threshold_with_a_prior_takes_the_closest_tie():
+    grid = np.asarray(AUTO_GRID)
+    peaks = np.where(grid < 0.95, 30, 20)  # 10 noise peaks up to 0.93, all seen inverted
+    noise = np.where(grid < 0.95, 10.0, 0.0)
+    k, f1 = select_threshold(peaks, noise, grid, prior=0.99)
+    assert grid[k] == 0.99  # every threshold from 0.95 up ties; the prior is one of them
+    k, _ = select_threshold(peaks, noise, grid, prior=0.9)
+    assert grid[k] == 0.95  # the closest of the ties to 0.9
+    k, _ = select_threshold(peaks, noise, grid)
+    assert grid[k] == 0.9999  # no prior: the highest tie
+    with pytest.raises(ValueError, match="differ in length"):
+        select_threshold(peaks, noise[:-1], grid)
 
 
 @pytest.fixture(scope="module")

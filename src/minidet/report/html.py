@@ -129,6 +129,8 @@ def _auto_table(auto: dict[str, Any]) -> str:
            "<tr><th>threshold</th>" + "".join(f"<th>{html.escape(n)}</th>" for n, _ in cols) + "</tr>"]
     for i, t in enumerate(grid):
         mark = " <strong>(chosen)</strong>" if t == chosen else ""
+        if auto.get("prior") is not None and t == auto.get("prior"):
+            mark += " (the model's level)"
         cells = "".join(f'<td class="num">{html.escape(_fmt(c[i]))}</td>' for _, c in cols)
         out.append(f'<tr><td class="num">{html.escape(_fmt(t))}{mark}</td>{cells}</tr>')
     out.append("</table>")

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..detection.autothreshold import FLOOR
+
 __all__ = [
     "AverageBreakdown",
     "average_breakdown",
@@ -148,11 +150,22 @@ def threshold_sentence(result: Any) -> str:
         grid = auto.get("grid") or []
         value = _estimated_f1(auto)
         est = f" (estimated F1 there {value:.3g})" if value is not None else ""
-        return (f"Threshold {chosen:g}, chosen for this recording (threshold 'auto'{', ' + who if who else ''}): "
+        head = (f"Threshold {chosen:g}, chosen for this recording (threshold 'auto'{', ' + who if who else ''}): "
                 "the peaks of the model's prediction on the inverted recording, where events point the wrong "
                 "way, estimate the false detections at each threshold from "
-                f"{min(grid):g} to {max(grid):g}, and the highest threshold whose estimated F1 is within one "
-                f"event's worth of the best is taken{est}. It changes from recording to recording.")
+                f"{min(grid):g} to {max(grid):g}")
+        prior, reason = auto.get("prior"), auto.get("reason")
+        if prior is None:  # results written before the prior (issue 22)
+            return (head + ", and the highest threshold whose estimated F1 is within one event's worth of the "
+                    f"best is taken{est}. It changes from recording to recording.")
+        if reason == "inverted trace inconsistent":
+            return (head + f". Here the inverted recording has more event-like peaks than the recording has "
+                    "uncertain ones, so it is not a picture of this recording's noise (noise that is not "
+                    f"symmetric: outward blips, a skewed tail), and the model's own level {float(prior):g} is "
+                    "kept instead of the estimate.")
+        return (head + f"; starting from the model's level {float(prior):g}, the threshold closest to it whose "
+                "estimated F1 is within one event's worth of the best is taken (never below "
+                f"{min(FLOOR, float(prior)):g}){est}. It changes from recording to recording.")
     if threshold is None:
         return "Threshold: not recorded."
     value = _num(threshold)
@@ -183,6 +196,8 @@ def threshold_phrase(result: Any) -> str:
         chosen = float(auto["threshold"])
         value = _estimated_f1(auto)
         est = f", estimated F1 {value:.2f}" if value is not None else ""
+        if auto.get("reason") == "inverted trace inconsistent":
+            return f"threshold {chosen:g} (auto: the model's level; the inverted recording does not look like its noise)"
         return f"threshold {chosen:g} (auto: chosen for this recording{est})"
     threshold = settings.get("threshold")
     if threshold is None:
