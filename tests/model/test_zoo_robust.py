@@ -124,7 +124,8 @@ def test_gc_robust_keeps_the_events_of_a_burst_on_real_data(shared):
 
 def test_the_default_model_on_minimls_own_simulated_recording(shared, public30_reference):
     """public30.h5 (miniML's 30-s simulated trace, 98 true onsets): gc finds 90 of them (F1 0.957,
-    as miniML does); the default, gc-robust, 96 with no false positive."""
+    as miniML does); the default, gc-robust, 97 with one false positive (F1 0.990; with
+    threshold=auto's rule before its prior, issue 22: 96 and none, F1 0.990)."""
     from minidet.evaluation import match_events
 
     rec, _ = public30_reference
@@ -134,4 +135,4 @@ def test_the_default_model_on_minimls_own_simulated_recording(shared, public30_r
     assert result.settings.model == minidet.DEFAULT_MODEL == "gc-robust"
     hit, _ = match_events(truth["onsets"], result.events["sample"].to_numpy(), 0.001 * fs, 0.003 * fs)
     f1 = 2 * hit.size / (result.count + truth["onsets"].size)
-    assert f1 >= 0.98 and hit.size == result.count  # every detection a true event
+    assert f1 >= 0.98 and result.count - hit.size <= 1  # at most one detection not a true event
