@@ -26,10 +26,10 @@ smooth noise a lower one. One fixed threshold cannot serve both, so minidet can 
      wideband, transients and miniML's real GC noise, and lost 0.02-0.03 F1 each time;
    - the prior, unchanged, when the inverted trace is not a noise model: at some threshold
      from 0.85 to the prior it has more peaks (``m(t)``) than the recording has peaks that
-     are not confident (``n(t) - n(0.999)``) by more than :data:`MARGIN_SD` Poisson SDs. That happens when noise
-     is not symmetric (outward blips, a skewed tail: mirrored, they look like events), and
-     the estimate would push the threshold far too high (0.9998 on outward blips, F1 0.71
-     against 0.94 at the prior).
+     are not confident (``n(t) - n(0.999)``), by more than :data:`MARGIN_SD` Poisson SDs.
+     That happens when noise is not symmetric (outward blips, a skewed tail: mirrored, they
+     look like events), and the estimate would push the threshold far too high (0.9998 on
+     outward blips, F1 0.71-0.79 against 0.95-0.97 at the prior).
 
    Without a prior (:func:`select_threshold` with ``prior=None``, the pooled calibration of a
    fixed threshold) the highest threshold within ``1 / N`` of the best wins.
