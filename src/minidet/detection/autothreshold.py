@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy.special import logit
 
 from .locate import LocateSettings, candidate_regions, smoothed_prediction
 
@@ -100,11 +101,6 @@ def _peaks(prediction, settings: LocateSettings, lowest: float) -> tuple[np.ndar
     return regions.starts.astype(np.int64), np.asarray(regions.scores, dtype=np.float64)
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
 def mirror_inconsistent(grid, peaks, noise_peaks, prior: float) -> bool:
     """True when the inverted trace cannot be the recording's noise (step 4 of the module
     docstring): at a threshold from :data:`CHECK_FROM` to ``prior`` it has more peaks than
@@ -139,7 +135,7 @@ def select_threshold(peaks, noise_peaks, grid=AUTO_GRID, prior: float | None = N
     tied = np.flatnonzero(allowed & (f1 >= best - SLACK_EVENTS / n_events - 1e-12))
     if prior is None:
         return int(tied.max()), f1
-    distance = np.abs(_logit(grid[tied]) - float(_logit(prior)))
+    distance = np.abs(logit(grid[tied]) - logit(float(prior)))
     # closest to the prior; of two as close, the higher
     k = int(tied[np.lexsort((-grid[tied], distance))[0]])
     return k, f1
@@ -194,13 +190,10 @@ def choose_threshold(prediction, mirror_prediction, settings: LocateSettings, sa
     noise = np.array([((mheight >= t) & ~near).sum() for t in grid], dtype=np.float64) / (1.0 - covered)
     grid_arr = np.asarray(grid, dtype=np.float64)
     prior = float(reference) if use_prior else None
-    tp = np.maximum(peaks - noise, 0.0)
-    f1 = 2.0 * tp / (peaks + max(float(tp.max()), 1.0))
+    k, f1 = select_threshold(peaks, noise, grid_arr, prior)
+    reason = "prior" if prior is not None and abs(grid_arr[k] - prior) < 1e-12 else "estimate"
     if prior is not None and mirror_inconsistent(grid_arr, peaks, noise, prior):
         k, reason = int(np.argmin(np.abs(grid_arr - prior))), "inverted trace inconsistent"
-    else:
-        k, f1 = select_threshold(peaks, noise, grid_arr, prior)
-        reason = "prior" if prior is not None and abs(grid_arr[k] - prior) < 1e-12 else "estimate"
     return AutoThreshold(threshold=float(grid[k]), grid=tuple(float(t) for t in grid),
                          peaks=tuple(int(v) for v in peaks), noise_peaks=tuple(round(float(v), 2) for v in noise),
                          f1_estimate=tuple(round(float(v), 4) for v in f1), excluded_fraction=round(covered, 4),
