@@ -75,7 +75,7 @@ from ..params import PARAMS, check, check_fields, default
 from ..windows import default_stride, may_resample
 from ..recording import LazyTrace, Recording
 
-__all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict",
+__all__ = ["DIRECTIONS", "MODES", "PredictSettings", "Prediction", "fast_schedule", "predict", "span_windows",
            "predict_recording"]
 
 DIRECTIONS = PARAMS["event_direction"].choices
@@ -246,6 +246,9 @@ class Prediction:
     noise_sd : float or None
         The recording's noise SD (its unit) that windows were divided by, for a noise-scaled
         model (:func:`minidet.noise.recording_noise_sd`); None for min-max models.
+    spans : tuple of (start, stop) or None
+        Sample ranges whose windows alone were scored (``predict(..., spans=...)``); every
+        other score is 0, not interpolated. None: the whole recording.
     """
 
     scores: np.ndarray
@@ -261,6 +264,7 @@ class Prediction:
     up: int = 1
     down: int = 1
     noise_sd: float | None = None
+    spans: tuple[tuple[int, int], ...] | None = None
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -661,10 +665,23 @@ def _resolve_device(device: str) -> Any:
     return resolve_device(device)
 
 
+def span_windows(spans: Any, step: float, n_windows: int) -> np.ndarray:
+    """Ascending indices of the windows (``k * step`` samples from the start) that start inside
+    any of ``spans`` (``(start, stop)`` sample ranges, stop excluded)."""
+    parts = []
+    for a, b in spans:
+        k0 = max(0, math.ceil(float(a) / step - 1e-9))
+        k1 = min(n_windows, math.ceil(float(b) / step - 1e-9))
+        if k1 > k0:
+            parts.append(np.arange(k0, k1, dtype=np.int64))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
 def predict_recording(recording: Recording, model: Any, settings: PredictSettings,
-                      progress: bool | None = None, progress_label: str = "predict") -> Prediction:
+                      progress: bool | None = None, progress_label: str = "predict",
+                      spans: Any = None) -> Prediction:
     """:func:`predict` with the settings in one :class:`PredictSettings`; ``progress_label``
-    names the progress bar (its tqdm ``desc``)."""
+    names the progress bar (its tqdm ``desc``); ``spans``: see :func:`predict`."""
     if not isinstance(recording, Recording):
         raise ParameterError(f"recording must be a minidet Recording, got {type(recording).__name__}")
     if not isinstance(settings, PredictSettings):
@@ -705,6 +722,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     k = max(1, min(k1, settings.refine_step // plan.model_stride))
     step = plan.model_stride * plan.down / plan.up  # recording samples between windows
     duration = recording.n_samples / recording.sampling_rate
+    chosen = None if spans is None else span_windows(spans, step, n)
+    if chosen is not None:
+        duration = chosen.size * step / recording.sampling_rate  # the bar counts the spans' seconds
 
     bar = None
     show = progress if progress is not None else (n >= _PROGRESS_MIN_WINDOWS and sys.stderr.isatty())
@@ -737,7 +757,18 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     if pool is not None:
         torch.set_num_threads(1)
     try:
-        if settings.mode == "full" or k1 == 1:
+        if chosen is not None:
+            # only the windows inside the spans, every one of them; the rest stay 0, unscored
+            evaluated = np.zeros(n, dtype=bool)
+            evaluated[chosen] = True
+            scores = np.zeros(n, dtype=np.float32)
+            for s0 in range(0, chosen.size, segment):
+                _score_windows(chosen[s0:s0 + segment], source, scorer, int(settings.batch_size),
+                               scores, pool, workers)
+                if bar is not None:
+                    bar.update(min(duration, round(min(chosen.size, s0 + segment) * step
+                                                   / recording.sampling_rate, 1)) - bar.n)
+        elif settings.mode == "full" or k1 == 1:
             evaluated = np.ones(n, dtype=bool)
             scores = np.zeros(n, dtype=np.float32)
             for s0 in range(0, n, segment):
@@ -763,7 +794,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         if bar is not None:
             bar.close()
 
-    if not evaluated.all():
+    if chosen is None and not evaluated.all():
         _fill_gaps(scores, evaluated)
 
     return Prediction(
@@ -780,6 +811,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         up=plan.up,
         down=plan.down,
         noise_sd=noise_sd,
+        spans=None if spans is None else tuple((int(a), int(b)) for a, b in spans),
     )
 
 
@@ -794,7 +826,7 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
             warm_threshold: float = DEFAULT_WARM_THRESHOLD,
             refine_threshold: float = DEFAULT_REFINE_THRESHOLD,
             chunk_size: int = DEFAULT_CHUNK_SIZE, engine: str = "fast",
-            progress_label: str = "predict") -> Prediction:
+            progress_label: str = "predict", spans: Any = None) -> Prediction:
     """Event probability of every window start of ``recording``.
 
     Parameters
@@ -812,6 +844,11 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
     progress_label
         The bar's name (``"predict"``; the inverted pass of ``threshold="auto"`` passes
         ``"auto threshold (inverted)"``).
+    spans
+        ``(start, stop)`` sample ranges: score every window that starts in them and no other
+        (scores 0 elsewhere, ``mode`` ignored), for a sample of a long recording (the inverted
+        pass of ``threshold="auto"``); ``None``: the whole recording. A noise-scaled model
+        still divides by the noise SD of the whole recording.
 
     Returns
     -------
@@ -836,4 +873,5 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
         device=device, mode=mode, coarse_step=coarse_step, refine_step=refine_step,
         warm_threshold=warm_threshold, refine_threshold=refine_threshold,
         chunk_size=chunk_size, engine=engine)
-    return predict_recording(recording, model, settings, progress=progress, progress_label=progress_label)
+    return predict_recording(recording, model, settings, progress=progress, progress_label=progress_label,
+                             spans=spans)
