@@ -181,3 +181,122 @@ def test_the_two_passes_name_their_progress_bars(noisy, monkeypatch):
     detect(noisy[0], "gc-robust", threshold="auto")
     assert [label for _, label in labels] == ["predict", "auto threshold (inverted)"]
     assert labels[0][0] != labels[1][0]
+
+
+# ------------------------------------------------------------------ the sampled inverted pass
+def test_inverted_pieces_tile_the_recording_spread_in_any_prefix():
+    from minidet.detection.autothreshold import PIECE_S, inverted_pieces
+
+    n = int(600 * RATE) + 1234  # 10 min and a bit
+    pieces = inverted_pieces(n, RATE, 600)
+    piece = int(PIECE_S * RATE)
+    assert len(pieces) == 120 and sorted(pieces)[0] == (0, piece) and sorted(pieces)[-1][1] == n
+    assert sum(b - a for a, b in pieces) == n and len(set(pieces)) == 120
+    # the first 8 pieces lie in 8 different eighths of the recording
+    assert len({a * 8 // n for a, _ in pieces[:8]}) == 8
+    # a piece holds at least 100 windows, whatever the window
+    long_window = inverted_pieces(n, RATE, 6000)
+    assert long_window[0][1] - long_window[0][0] == 600_000
+    assert inverted_pieces(1000, RATE, 600) == [(0, 1000)]
+
+
+def _sampled(events, mirror, n, first_s):
+    """choose_threshold_sampled on synthetic traces; its pieces read from the whole mirror."""
+    from minidet.detection.autothreshold import _peaks, choose_threshold_sampled
+
+    whole = trace(mirror, n)
+    mpos, mheight = _peaks(whole, SETTINGS, 0.5)
+    asked = []
+
+    def mirror_peaks(pieces):
+        asked.append(list(pieces))
+        keep = np.zeros(mpos.size, dtype=bool)
+        for a, b in pieces:
+            keep |= (mpos >= a) & (mpos < b)
+        return mpos[keep], mheight[keep]
+
+    return choose_threshold_sampled(trace(events, n), mirror_peaks, SETTINGS, RATE, 0.9, first_s, 600), asked
+
+
+def test_sampled_pass_stops_when_the_choice_is_clear():
+    """Confident events and noise far below them: a first sample settles the choice."""
+    n = 30_000_000  # 10 min at 50 kHz
+    events = [(p, 0.9995) for p in spaced(600, 10_000, 49_000)]
+    mirror = [(p, 0.6) for p in spaced(300, 30_000, 99_000)]
+    whole = choose_threshold(trace(events, n), trace(mirror, n), SETTINGS, RATE, 0.9)
+    chosen, asked = _sampled(events, mirror, n, 30.0)
+    assert len(asked) == 1 and len(asked[0]) == 6  # 30 s: six 5 s pieces, nothing more
+    assert 0 < chosen.inverted_fraction < 0.06 and whole.inverted_fraction == 1.0
+    assert chosen.threshold == whole.threshold and chosen.peaks == whole.peaks
+    # the noise count is the sampled one scaled to the whole
+    k = list(AUTO_GRID).index(0.5)
+    assert chosen.noise_peaks[k] == pytest.approx(whole.noise_peaks[k], rel=0.5)
+
+
+def test_sampled_pass_scores_on_while_the_choice_is_close():
+    """Noise peaks as high as a share of the recording's peaks: the choice hangs on their count,
+    so the pass doubles until it has scored everything, and then it is the whole pass's."""
+    n = 6_000_000  # 2 min
+    events = [(p, 0.995) for p in spaced(100, 10_000, 40_000)]
+    noise = [(p, 0.96) for p in spaced(40, 4_010_000, 49_000)]
+    # 24 inverted peaks: about where 0.95 and 0.97 are estimated as good as each other
+    mirror = [(p, 0.96) for p in spaced(24, 30_000, 240_000)]
+    whole = choose_threshold(trace(events + noise, n), trace(mirror, n), SETTINGS, RATE, 0.9)
+    chosen, asked = _sampled(events + noise, mirror, n, 10.0)
+    assert [len(a) for a in asked] == [2, 2, 4, 8, 8]  # 10 s, doubling, to all 24 pieces
+    assert chosen.inverted_fraction == 1.0 and chosen.threshold == whole.threshold
+    assert chosen.noise_peaks == whole.noise_peaks
+
+
+def test_sampled_consistency_check_allows_for_the_sample():
+    grid = np.asarray(AUTO_GRID)
+    peaks = np.where(grid < 0.999, 60, 40)  # 20 spare peaks
+    noise = np.full(grid.size, 40.0)        # 20 more than spare: 4.4 SDs whole
+    assert mirror_inconsistent(grid, peaks, noise, 0.98)
+    # the same count from a quarter of the mirror, scaled up, is not evidence enough
+    assert not mirror_inconsistent(grid, peaks, noise, 0.98, inverted_fraction=0.25)
+
+
+def test_predict_scores_only_the_spans():
+    from minidet.detection.predict import predict
+
+    recording, _ = simulate(SimulationSettings(duration_s=3.0, snr_db=12.0, event_rate_hz=5.0), seed=3)
+    full = predict(recording, "gc-robust", mode="full")
+    spans = [(10_000, 40_000), (100_000, 101_000)]
+    part = predict(recording, "gc-robust", spans=spans)
+    inside = np.zeros(full.scores.size, dtype=bool)
+    for a, b in spans:
+        inside |= (full.window_starts >= a) & (full.window_starts < b)
+    assert np.array_equal(part.evaluated, inside) and part.spans == tuple(spans)
+    np.testing.assert_allclose(part.scores[inside], full.scores[inside], atol=1e-6)
+    assert not part.scores[~inside].any()
+    assert part.noise_sd == full.noise_sd  # the whole recording's, not the spans'
+
+
+def test_detect_samples_the_inverted_pass_of_a_long_recording(monkeypatch):
+    import minidet.detection.predict as predict_module
+    from minidet.report.notes import threshold_sentence
+
+    spans = []
+    real = predict_module.predict
+
+    def spy(*args, **kwargs):
+        spans.append(kwargs.get("spans"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict", spy)
+    recording, truth = simulate(SimulationSettings(duration_s=21.0, snr_db=20.0, event_rate_hz=5.0), seed=4)
+    result = detect(recording, "gc-robust", auto_inverted_s=5.0)
+    auto = result.info["auto_threshold"]
+    whole = detect(recording, "gc-robust", auto_inverted_s=0)
+    assert spans[0] is None and spans[1] is not None and spans[-1] is None
+    # every sampled call scores 5 s pieces, each with its margins of two windows
+    assert all(b - a in (5 * 50_000 + 2 * 1200, 5 * 50_000 + 1200) for call in spans[1:-2] for a, b in call)
+    assert 0 < auto["inverted_fraction"] <= 1 and whole.info["auto_threshold"]["inverted_fraction"] == 1.0
+    if auto["inverted_fraction"] < 1:
+        assert "of its length" in threshold_sentence(result)
+    assert "of its length" not in threshold_sentence(whole)
+    found, every = evaluate(truth, result), evaluate(truth, whole)
+    assert found.f1 >= every.f1 - 0.01 and found.f1 > 0.9
+    with pytest.raises(ParameterError, match="auto_inverted_s"):
+        DetectSettings(auto_inverted_s=-1.0)
