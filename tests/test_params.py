@@ -35,6 +35,7 @@ CASES = {
     "peak_prominence": ([0.05, 1, None], [0, 1.2, -0.1, float("nan")]),
     "kinetics_method": (["fit", "filtered"], ["miniml", "", None]),
     "predict_mode": (["fast", "full"], ["quick", None]),
+    "auto_inverted_s": ([0, 0.0, 60.0, 3600], [-1, -0.5, float("nan"), float("inf"), True, None]),
     "batch_size": ([1, 128, 1024], [0, -1, 12.5, True]),
     "device": (["auto", "cpu", "cuda:1"], ["", 0, None]),
 }

@@ -274,6 +274,8 @@ def test_reopened_recording_offers_its_results_with_their_settings(browser, tmp_
         assert kinetics.first_selected_option.get_attribute("value") == "fit"  # the results' own
         assert [o.get_attribute("value") for o in Select(browser.find_element("id", "s-predict_mode")).options] == [
             "", "fast", "full"]
+        sample = browser.find_element("id", "s-auto_inverted_s")
+        assert sample.get_attribute("value") == "30" and sample.get_attribute("min") == "0"
         window = browser.find_element("id", "s-window_size")
         assert window.get_attribute("min") == "30"
         assert "Samples of the recording in one window" in window.find_element("xpath", "..").get_attribute("title")

@@ -123,6 +123,12 @@ class DetectSettings:
         analysis filter ``convolve_win`` that places the events) or ``"filtered"``
         (miniML's rules on the ``convolve_win``-filtered trace); see
         :class:`~minidet.measure.kinetics.MeasureSettings`.
+    auto_inverted_s
+        Seconds of the inverted recording that ``threshold="auto"`` scores first (pieces of
+        :data:`~minidet.detection.autothreshold.PIECE_S` spread evenly over the recording);
+        more, doubling, until the choice is settled
+        (:func:`~minidet.detection.autothreshold.choose_threshold_sampled`). 0, or a recording
+        not longer: all of it at once.
     predict_mode
         ``"fast"``: the network scores coarse windows and refines around any that score
         above 0.002 (same events, a fraction of the work); ``"full"``: every window, as
@@ -146,6 +152,7 @@ class DetectSettings:
     batch_size: int = default("batch_size")
     device: str = default("device")
     predict_mode: str = default("predict_mode")
+    auto_inverted_s: float = default("auto_inverted_s")
     kinetics_method: str = default("kinetics_method")
 
     def __post_init__(self) -> None:
@@ -485,29 +492,55 @@ INVERTED_LABEL = "auto threshold (inverted)"
 
 
 def _call_predict(recording: Recording, model: Any, settings: DetectSettings, progress: bool,
-                  label: str = PREDICT_LABEL, predictor: Any = None) -> Any:
+                  label: str = PREDICT_LABEL, predictor: Any = None, spans: Any = None) -> Any:
     """One pass of ``predictor`` (:func:`minidet.detection.predict.predict` unless given) with
-    every prediction setting of ``settings``; a predictor takes them all (``**kwargs`` at least)."""
+    every prediction setting of ``settings``; a predictor takes them all (``**kwargs`` at least),
+    and ``spans=`` where the inverted pass of ``threshold="auto"`` is sampled."""
     if predictor is None:
         from .predict import predict as predictor
 
+    extra = {} if spans is None else {"spans": spans}
     return predictor(recording, model, window_size=settings.window_size, stride=settings.stride,
                      event_direction=settings.event_direction, training_direction=settings.training_direction,
                      resample=settings.resample, batch_size=settings.batch_size, device=settings.device,
-                     progress=progress, mode=settings.predict_mode, progress_label=label)
+                     progress=progress, mode=settings.predict_mode, progress_label=label, **extra)
 
 
 def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, metadata: dict[str, Any],
                     prediction: Any, progress: bool, predictor: Any = None) -> tuple[DetectSettings, dict[str, Any]]:
-    """Score the inverted recording and choose the threshold (see :mod:`.autothreshold`)."""
-    from .autothreshold import choose_threshold
+    """Score the inverted recording (pieces of it, as far as the choice needs, when it is
+    longer than ``auto_inverted_s``) and choose the threshold (see :mod:`.autothreshold`)."""
+    from .autothreshold import AUTO_GRID, PIECE_MARGIN_WINDOWS, _peaks, choose_threshold, choose_threshold_sampled
 
-    opposite = "positive" if settings.event_direction == "negative" else "negative"
-    mirror = _prediction_trace(_call_predict(recording, model, dataclasses.replace(settings, event_direction=opposite),
-                                             progress, INVERTED_LABEL, predictor))
+    opposite = dataclasses.replace(settings, event_direction="positive" if settings.event_direction == "negative"
+                                   else "negative")
     reference = max(AUTO_REFERENCE, float(metadata.get("threshold") or 0.0))
     placeholder = dataclasses.replace(settings, threshold=reference).locate_settings()
-    chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)
+    window = int(settings.window_size)
+    first_s = float(settings.auto_inverted_s)
+    if not first_s or first_s >= recording.duration_s:
+        mirror = _prediction_trace(_call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor))
+        chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)
+    else:
+        margin = PIECE_MARGIN_WINDOWS * window
+        lowest = float(min(AUTO_GRID))
+
+        def mirror_peaks(pieces):
+            spans = [(max(0, a - margin), b + margin) for a, b in pieces]
+            scored = _call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor, spans)
+            positions, heights = [], []
+            for (a, b), (s0, s1) in zip(pieces, spans):
+                part = np.asarray(scored.values_range(s0, s1) if hasattr(scored, "values_range")
+                                  else np.asarray(scored)[s0:s1], dtype=np.float32)
+                p, h = _peaks(part, placeholder, lowest)
+                p = p + s0
+                keep = (p >= a) & (p < b)
+                positions.append(p[keep])
+                heights.append(h[keep])
+            return np.concatenate(positions), np.concatenate(heights)
+
+        chosen = choose_threshold_sampled(prediction, mirror_peaks, placeholder, recording.sampling_rate,
+                                          reference, first_s, window)
     return dataclasses.replace(settings, threshold=chosen.threshold), {**chosen.to_dict(), "reference": reference}
 
 

@@ -155,17 +155,23 @@ def threshold_sentence(result: Any) -> str:
                 "way, estimate the false detections at each threshold from "
                 f"{min(grid):g} to {max(grid):g}")
         prior, reason = auto.get("prior"), auto.get("reason")
+        fraction = auto.get("inverted_fraction")
+        sampled = ""
+        if isinstance(fraction, (int, float)) and fraction < 1:
+            sampled = (f" The inverted recording was scored on {100 * float(fraction):.3g} % of its length, in "
+                       "pieces spread evenly over it, and its noise peaks scaled to the whole "
+                       f"(setting auto_inverted_s, {_num(settings.get('auto_inverted_s'))} s; 0 scores all of it).")
         if prior is None:  # results written before the prior (issue 22)
             return (head + ", and the highest threshold whose estimated F1 is within one event's worth of the "
-                    f"best is taken{est}. It changes from recording to recording.")
+                    f"best is taken{est}. It changes from recording to recording." + sampled)
         if reason == "inverted trace inconsistent":
             return (head + f". Here the inverted recording has more event-like peaks than the recording has "
                     "uncertain ones, so it is not a picture of this recording's noise (noise that is not "
                     f"symmetric: outward blips, a skewed tail), and the model's own level {float(prior):g} is "
-                    "kept instead of the estimate.")
+                    "kept instead of the estimate." + sampled)
         return (head + f"; starting from the model's level {float(prior):g}, the threshold closest to it whose "
                 "estimated F1 is within one event's worth of the best is taken (never below "
-                f"{min(FLOOR, float(prior)):g}){est}. It changes from recording to recording.")
+                f"{min(FLOOR, float(prior)):g}){est}. It changes from recording to recording." + sampled)
     if threshold is None:
         return "Threshold: not recorded."
     value = _num(threshold)
