@@ -288,10 +288,14 @@ class _Table:
             near[has] = self.ref[i[has]] <= mpos[has] + self.before
         return np.array([((mheight >= t) & ~near).sum() for t in self.grid], dtype=np.float64)
 
+    def _reason(self, k: int) -> str:
+        prior = self.prior
+        return "prior" if prior is not None and abs(self.grid_arr[k] - prior) < 1e-12 else "estimate"
+
     def decide(self, noise, fraction: float) -> tuple[int, np.ndarray, str]:
         k, f1 = select_threshold(self.peaks, noise, self.grid_arr, self.prior)
+        reason = self._reason(k)
         prior = self.prior
-        reason = "prior" if prior is not None and abs(self.grid_arr[k] - prior) < 1e-12 else "estimate"
         if prior is not None and mirror_inconsistent(self.grid_arr, self.peaks, noise, prior, fraction):
             k, reason = int(np.argmin(np.abs(self.grid_arr - prior))), "inverted trace inconsistent"
         return k, f1, reason
@@ -325,8 +329,7 @@ class _Table:
         noise = self.counts(mpos, mheight) / (1.0 - self.covered) / fraction
         chosen, f1, reason = self.decide(noise, fraction)
         if k is not None and k != chosen:
-            prior = self.prior
-            reason = "prior" if prior is not None and abs(self.grid_arr[k] - prior) < 1e-12 else "estimate"
+            reason = self._reason(k)
         k = chosen if k is None else k
         return AutoThreshold(threshold=self.grid[k], grid=self.grid,
                              peaks=tuple(int(v) for v in self.peaks),

@@ -529,10 +529,9 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
             spans = [(max(0, a - margin), b + margin) for a, b in pieces]
             scored = _call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor, spans)
             positions, heights = [], []
+            trace = _prediction_trace(scored)
             for (a, b), (s0, s1) in zip(pieces, spans):
-                part = np.asarray(scored.values_range(s0, s1) if hasattr(scored, "values_range")
-                                  else np.asarray(scored)[s0:s1], dtype=np.float32)
-                p, h = _peaks(part, placeholder, lowest)
+                p, h = _peaks(np.asarray(trace[s0:s1], dtype=np.float32), placeholder, lowest)
                 p = p + s0
                 keep = (p >= a) & (p < b)
                 positions.append(p[keep])

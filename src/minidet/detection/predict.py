@@ -723,7 +723,9 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     step = plan.model_stride * plan.down / plan.up  # recording samples between windows
     duration = recording.n_samples / recording.sampling_rate
     chosen = None if spans is None else span_windows(spans, step, n)
+    n_bar = n  # windows the bar walks through
     if chosen is not None:
+        n_bar = chosen.size
         duration = chosen.size * step / recording.sampling_rate  # the bar counts the spans' seconds
 
     bar = None
@@ -741,7 +743,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
     def done(k_done: int) -> None:
         if bar is not None:
-            at = duration if k_done >= n else round(min(duration, k_done * step / recording.sampling_rate), 1)
+            at = duration if k_done >= n_bar else round(min(duration, k_done * step / recording.sampling_rate), 1)
             if at > bar.n:
                 bar.update(at - bar.n)
 
@@ -757,24 +759,18 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
     if pool is not None:
         torch.set_num_threads(1)
     try:
-        if chosen is not None:
-            # only the windows inside the spans, every one of them; the rest stay 0, unscored
-            evaluated = np.zeros(n, dtype=bool)
-            evaluated[chosen] = True
+        if chosen is not None or settings.mode == "full" or k1 == 1:
+            # every window, or every window inside the spans (the rest stay 0, unscored)
+            if chosen is None:
+                evaluated = np.ones(n, dtype=bool)
+            else:
+                evaluated = np.zeros(n, dtype=bool)
+                evaluated[chosen] = True
             scores = np.zeros(n, dtype=np.float32)
-            for s0 in range(0, chosen.size, segment):
-                _score_windows(chosen[s0:s0 + segment], source, scorer, int(settings.batch_size),
-                               scores, pool, workers)
-                if bar is not None:
-                    bar.update(min(duration, round(min(chosen.size, s0 + segment) * step
-                                                   / recording.sampling_rate, 1)) - bar.n)
-        elif settings.mode == "full" or k1 == 1:
-            evaluated = np.ones(n, dtype=bool)
-            scores = np.zeros(n, dtype=np.float32)
-            for s0 in range(0, n, segment):
-                s1 = min(n, s0 + segment)
-                _score_windows(np.arange(s0, s1), source, scorer, int(settings.batch_size),
-                               scores, pool, workers)
+            for s0 in range(0, n_bar, segment):
+                s1 = min(n_bar, s0 + segment)
+                _score_windows(np.arange(s0, s1) if chosen is None else chosen[s0:s1], source, scorer,
+                               int(settings.batch_size), scores, pool, workers)
                 done(s1)
         else:
             out = np.zeros(n, dtype=np.float32)
