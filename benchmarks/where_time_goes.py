@@ -11,13 +11,16 @@ that ``minidet detect FILE --plots`` runs, each timed on its own (wall and CPU t
 5. locating the events; 6. measuring them; 7. writing the results (CSV, HDF5, JSON);
 8. the figures and report (``--plots``).
 
-With ``--screen`` it also measures a cascade that is not built: gc's fast pass as a screen,
-the default scoring only within one window of where gc exceeds each screen threshold; it
-prints the share of windows left and the share of the default's events inside them.
+With ``--screen`` it also measures the cascade tried before the default model got its own
+screen (``detection/screen.py``): gc's fast pass as a screen, the default scoring only within
+one window of where gc exceeds each screen threshold; it prints the share of windows left and
+the share of the default's events inside them.
 
-For each prediction it also prints the share of windows the fast mode scored and quantiles
-of the scores, which say why a model's fast mode skips little or much: the fast mode only
-skips windows whose score stays below ``warm_threshold`` (3e-4) on a coarse grid.
+For each prediction it also prints the share of windows the model scored and quantiles of
+the scores, which say why a model's fast mode skips little or much: for a min-max model (gc)
+the fast mode only skips windows whose score stays below ``warm_threshold`` (3e-4) on a
+coarse grid; for the default (gc-robust) its screen picks the windows (``--full`` scores
+every window instead, the figures before the screen).
 
 Usage::
 
@@ -53,7 +56,7 @@ class Stopwatch:
         return out
 
 
-def run_model(name: str, recording, out_root: Path) -> tuple[list[tuple[str, float, float]], list[str]]:
+def run_model(name: str, recording, out_root: Path, full: bool = False) -> tuple[list[tuple[str, float, float]], list[str]]:
     from minidet import report
     from minidet.detection import pipeline
     from minidet.detection.locate import locate_events
@@ -65,6 +68,8 @@ def run_model(name: str, recording, out_root: Path) -> tuple[list[tuple[str, flo
     model = sw("load model", load_model, name)
     metadata = pipeline._metadata_dict(model)
     settings = pipeline.resolve_settings(None, metadata, {}, name)
+    if full:  # every window scored (the default before its screen)
+        settings = dataclasses.replace(settings, predict_mode="full")
     raw = sw("prediction", pipeline._call_predict, recording, model, settings, False)
     notes.append(_describe("prediction", raw))
     prediction = pipeline._prediction_trace(raw)
@@ -133,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="recording length (s)")
     ap.add_argument("--fs", type=float, default=50_000.0, help="sampling rate (Hz)")
     ap.add_argument("--trace", type=Path, help="use this recording file instead of the simulated trace")
+    ap.add_argument("--full", action="store_true",
+                    help="also run the first model with predict_mode='full' (every window scored)")
     ap.add_argument("--screen", action="store_true", help="also measure a gc screen for the default (see above)")
     args = ap.parse_args(argv)
 
@@ -146,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         recording = Recording(samples=simulate(args.seconds, args.fs), sampling_rate=args.fs, unit="pA")
     print(f"recording: {recording.n_samples / recording.sampling_rate:g} s at {recording.sampling_rate:g} Hz")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            rows, notes = run_model(name, recording, Path(tmp))
+        runs = [(m.strip(), False) for m in args.models.split(",") if m.strip()]
+        if args.full and runs:
+            runs.insert(1, (runs[0][0], True))
+        for name, full in runs:
+            rows, notes = run_model(name, recording, Path(tmp), full)
             total_w = sum(r[1] for r in rows)
             total_c = sum(r[2] for r in rows)
-            print(f"\n{name}")
+            print(f"\n{name}{' (predict_mode full: every window)' if full else ''}")
             print(f"  {'stage':24s} {'wall s':>8s} {'share':>6s} {'CPU s':>8s}")
             for stage, w, c in rows:
                 print(f"  {stage:24s} {w:8.2f} {w / total_w:6.1%} {c:8.2f}")

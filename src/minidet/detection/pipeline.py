@@ -518,8 +518,11 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
     placeholder = dataclasses.replace(settings, threshold=reference).locate_settings()
     window = int(settings.window_size)
     first_s = float(settings.auto_inverted_s)
+    screens = []  # what the model's screen did in each inverted pass (if it has one)
     if not first_s or first_s >= recording.duration_s:
-        mirror = _prediction_trace(_call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor))
+        raw = _call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor)
+        screens.append(getattr(raw, "screen", None))
+        mirror = _prediction_trace(raw)
         chosen = choose_threshold(prediction, mirror, placeholder, recording.sampling_rate, reference)
     else:
         margin = PIECE_MARGIN_WINDOWS * window
@@ -528,6 +531,7 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
         def mirror_peaks(pieces):
             spans = [(max(0, a - margin), b + margin) for a, b in pieces]
             scored = _call_predict(recording, model, opposite, progress, INVERTED_LABEL, predictor, spans)
+            screens.append(getattr(scored, "screen", None))
             positions, heights = [], []
             trace = _prediction_trace(scored)
             for (a, b), (s0, s1) in zip(pieces, spans):
@@ -540,7 +544,13 @@ def _auto_threshold(recording: Recording, model: Any, settings: DetectSettings, 
 
         chosen = choose_threshold_sampled(prediction, mirror_peaks, placeholder, recording.sampling_rate,
                                           reference, first_s, window)
-    return dataclasses.replace(settings, threshold=chosen.threshold), {**chosen.to_dict(), "reference": reference}
+    info = {**chosen.to_dict(), "reference": reference}
+    screens = [x for x in screens if x]
+    if screens:
+        info["inverted_screen"] = {"kept": float(np.mean([x["kept"] for x in screens])),
+                                   "scored": float(np.mean([x["scored"] for x in screens])),
+                                   "fallback": any(x["fallback"] for x in screens)}
+    return dataclasses.replace(settings, threshold=chosen.threshold), info
 
 
 def _threshold_source(settings: DetectSettings | None, metadata: dict[str, Any], overrides: dict[str, Any]) -> str:
@@ -552,6 +562,15 @@ def _threshold_source(settings: DetectSettings | None, metadata: dict[str, Any],
     if metadata.get("auto_threshold") or any(metadata.get(k) is not None for k in _METADATA_KEYS["threshold"]):
         return "model"
     return "default"
+
+
+def _screen_inexact(model: Any, settings: DetectSettings) -> bool:
+    """Whether a fixed threshold lies below what the model's screen keeps exact (fast mode)."""
+    from .screen import EXACT_ABOVE
+
+    if getattr(model, "screen", None) is None or settings.predict_mode != "fast" or settings.threshold == AUTO:
+        return False
+    return float(settings.threshold) < EXACT_ABOVE
 
 
 def _prediction_trace(prediction: Any) -> np.ndarray | LazyTrace:
@@ -648,9 +667,14 @@ def detect(
 
     noise_sd = None
     auto = None
+    screened = None
+    if prediction is None and _screen_inexact(model_obj, resolved):
+        # the screen keeps every prediction peak above EXACT_ABOVE exact, not those below it
+        resolved = dataclasses.replace(resolved, predict_mode="full")
     if prediction is None:
         raw = _call_predict(recording, model_obj, resolved, progress, predictor=predictor)
         noise_sd = getattr(raw, "noise_sd", None)
+        screened = getattr(raw, "screen", None)
         prediction = _prediction_trace(raw)
         if resolved.threshold == AUTO:
             resolved, auto = _auto_threshold(recording, model_obj, resolved, metadata, prediction, progress,
@@ -672,6 +696,8 @@ def detect(
         info["noise_sd"] = float(noise_sd)
     if auto is not None:  # threshold="auto": what it chose, and from what
         info["auto_threshold"] = auto
+    if screened is not None:  # the model's screen chose the windows the model scored (detection/screen.py)
+        info["screen"] = screened
     return DetectionResult(
         recording=recording,
         settings=resolved,

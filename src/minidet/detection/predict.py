@@ -249,6 +249,11 @@ class Prediction:
     spans : tuple of (start, stop) or None
         Sample ranges whose windows alone were scored (``predict(..., spans=...)``); every
         other score is 0, not interpolated. None: the whole recording.
+    screen : dict or None
+        What the model's screen did (:mod:`.screen`; fast mode of a model that has one):
+        ``threshold``, ``kept`` (share of the windows the model scored), ``audited``,
+        ``audit_misses`` and ``fallback`` (True: the audit found a window the screen missed,
+        so every window was scored). None: no screen was used.
     """
 
     scores: np.ndarray
@@ -265,6 +270,7 @@ class Prediction:
     down: int = 1
     noise_sd: float | None = None
     spans: tuple[tuple[int, int], ...] | None = None
+    screen: dict | None = None
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -479,6 +485,19 @@ class _WindowSource:
             out = noise_scale(out, self.noise_sd)
         return out
 
+    def samples(self, m0: int, m1: int) -> np.ndarray:
+        """Network-grid samples ``[m0, m1)`` as float64, in the network's polarity (not scaled)."""
+        if not self.plan.resampled:
+            out = np.asarray(self.x[m0:m1], dtype=np.float64)
+        else:
+            parts, a = [], m0
+            while a < m1:
+                b = min(m1, (a // self.block + 1) * self.block)
+                parts.append(self._model_samples(a, b))
+                a = b
+            out = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+        return -out if self.sign < 0 else out
+
     # -- resampling ---------------------------------------------------------------------
     def _model_samples(self, m0: int, m1: int) -> np.ndarray:
         b0 = m0 // self.block
@@ -677,6 +696,81 @@ def span_windows(spans: Any, step: float, n_windows: int) -> np.ndarray:
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
+def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, chosen: np.ndarray | None,
+              n: int, score: Any, done: Any, n_bar: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fast mode with a screen (:mod:`.screen`): the screen scores the windows (all, or
+    ``chosen``), the model those it keeps plus an audit sample and, from every window it
+    scores above :data:`~.screen.EXACT_ABOVE`, its neighbours until its scores fall below it;
+    all of them if the audit finds a window above :data:`~.screen.EXACT_ABOVE` that the
+    screen left out."""
+    from .screen import EXACT_ABOVE, FILL_CAP, FILL_REACH, FLOOD_ABOVE, audit_windows, dilate
+
+    st = screen.settings
+    pool = np.ones(n, dtype=bool) if chosen is None else np.zeros(n, dtype=bool)
+    if chosen is not None:
+        pool[chosen] = True
+    runs = [(0, n)] if chosen is None else _runs(chosen)
+    rough = np.zeros(n, dtype=np.float32)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))  # one convolution over long pieces: all cores
+    try:
+        for k0, k1 in runs:
+            rough[k0:k1] = screen.scores(source.samples, plan.n_model, k0, k1, noise_sd)
+    finally:
+        torch.set_num_threads(before)
+    keep = dilate(rough > st.threshold, st.dilation) & pool
+    audit = audit_windows(keep | ~pool, st.audit_fraction, seed=n)
+    scores = np.zeros(n, dtype=np.float32)
+    evaluated = np.zeros(n, dtype=bool)
+    first = np.union1d(np.flatnonzero(keep), audit).astype(np.int64)
+    segment = _SEGMENT_WINDOWS
+    total = max(1, first.size)
+    for s0 in range(0, first.size, segment):
+        part = first[s0:s0 + segment]
+        score(part, scores)
+        evaluated[part] = True
+        done(int(n_bar * min(1.0, (s0 + part.size) / total)) if s0 + part.size < first.size else n_bar - 1)
+    # flood fill: every window within FILL_REACH of a scored one above FLOOD_ABOVE is scored
+    # too, and so on from those, so each stretch of the prediction above FLOOD_ABOVE that the
+    # screen kept a window of is scored whole (the locator's max filter spans 5 windows; a
+    # stretch cut short would split one prediction peak into two)
+    reach = np.arange(-FILL_REACH, FILL_REACH + 1)
+    todo = first
+    while todo.size:
+        hot = todo[scores[todo] > FLOOD_ABOVE]
+        nb = np.unique((hot[:, None] + reach).ravel())
+        nb = nb[(nb >= 0) & (nb < n)]
+        todo = nb[pool[nb] & ~evaluated[nb]]
+        if todo.size:
+            score(todo, scores)
+            evaluated[todo] = True
+    misses = int(np.count_nonzero(scores[audit] > EXACT_ABOVE))
+    if misses:  # the screen is not to be trusted here: the full pass
+        rest = np.flatnonzero(pool & ~evaluated)
+        for s0 in range(0, rest.size, segment):
+            part = rest[s0:s0 + segment]
+            score(part, scores)
+            evaluated[part] = True
+    left = pool & ~evaluated
+    scores[left] = np.minimum(rough[left], FILL_CAP)
+    done(n_bar)
+    info = {"threshold": float(st.threshold), "audit_fraction": float(st.audit_fraction),
+            "kept": float(keep.sum() / max(1, pool.sum())),
+            "audited": int(audit.size), "audit_misses": misses, "fallback": bool(misses),
+            "scored": float(evaluated.sum() / max(1, pool.sum()))}
+    return evaluated, scores, info
+
+
+def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
+    """``(k0, k1)`` ranges of consecutive values of the ascending ``idx``."""
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(idx, breaks)]
+
+
 def predict_recording(recording: Recording, model: Any, settings: PredictSettings,
                       progress: bool | None = None, progress_label: str = "predict",
                       spans: Any = None) -> Prediction:
@@ -758,8 +852,17 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
 
     if pool is not None:
         torch.set_num_threads(1)
+    screen = getattr(model, "screen", None)
+    use_screen = (screen is not None and scaling == "noise" and settings.mode == "fast"
+                  and plan.model_stride == screen.settings.stride and input_size == screen.settings.window_size)
+    screen_info = None
     try:
-        if chosen is not None or settings.mode == "full" or k1 == 1:
+        if use_screen:
+            evaluated, scores, screen_info = _screened(
+                screen, source, plan, noise_sd, chosen, n,
+                lambda idx, out: _score_windows(idx, source, scorer, int(settings.batch_size), out, pool, workers),
+                done, n_bar, torch_threads)
+        elif chosen is not None or settings.mode == "full" or k1 == 1:
             # every window, or every window inside the spans (the rest stay 0, unscored)
             if chosen is None:
                 evaluated = np.ones(n, dtype=bool)
@@ -790,7 +893,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         if bar is not None:
             bar.close()
 
-    if chosen is None and not evaluated.all():
+    if chosen is None and screen_info is None and not evaluated.all():
         _fill_gaps(scores, evaluated)
 
     return Prediction(
@@ -808,6 +911,7 @@ def predict_recording(recording: Recording, model: Any, settings: PredictSetting
         down=plan.down,
         noise_sd=noise_sd,
         spans=None if spans is None else tuple((int(a), int(b)) for a, b in spans),
+        screen=screen_info,
     )
 
 
@@ -842,8 +946,9 @@ def predict(recording: Recording, model: Any = DEFAULT_MODEL, window_size: int |
         ``"auto threshold (inverted)"``).
     spans
         ``(start, stop)`` sample ranges: score every window that starts in them and no other
-        (scores 0 elsewhere, ``mode`` ignored), for a sample of a long recording (the inverted
-        pass of ``threshold="auto"``); ``None``: the whole recording. A noise-scaled model
+        (scores 0 elsewhere; the fast mode of a model with a screen, :mod:`.screen`, scores
+        only the windows of the spans the screen keeps), for a sample of a long recording (the
+        inverted pass of ``threshold="auto"``); ``None``: the whole recording. A noise-scaled model
         still divides by the noise SD of the whole recording.
 
     Returns

@@ -66,6 +66,9 @@ class MinidetModel:
         self.metadata = metadata
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
+        #: a :class:`~minidet.detection.screen.Screen` distilled from this network (read by
+        #: :func:`load_model` from the ``.screen.safetensors`` file beside the model file), or None
+        self.screen = None
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -268,4 +271,12 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if is_keras_file(path):
         return from_keras(path, device=dev)
     network, metadata = read_model_file(path)
-    return MinidetModel(network, metadata, device=dev)
+    model = MinidetModel(network, metadata, device=dev)
+    from ..detection.screen import load_screen, screen_file
+
+    beside = screen_file(str(path))
+    if os.path.isfile(beside):
+        screen = load_screen(beside)
+        if screen.settings.teacher == metadata.name and screen.settings.window_size == metadata.input_size:
+            model.screen = screen
+    return model

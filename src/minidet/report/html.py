@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .notes import average_breakdown, average_sentence, capped, threshold_sentence, training_rows
+from .notes import average_breakdown, average_sentence, capped, screen_sentence, threshold_sentence, training_rows
 from .writers import atomic_write, charge_unit, jsonable, recording_info, recording_name, summary_row
 
 __all__ = ["REPORT_HTML", "write_html_report"]
@@ -253,6 +253,8 @@ def write_html_report(
     ]
     breakdown = average_breakdown(result) if count else None
     notes = [threshold_sentence(result)]
+    if screen_sentence(result):
+        notes.append(screen_sentence(result))
     if breakdown is not None:
         notes.append(average_sentence(breakdown))
     auto = (getattr(result, "info", None) or {}).get("auto_threshold")

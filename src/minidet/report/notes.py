@@ -24,6 +24,7 @@ __all__ = [
     "average_sentence",
     "capped",
     "threshold_phrase",
+    "screen_sentence",
     "threshold_sentence",
     "training_rows",
 ]
@@ -186,6 +187,26 @@ def threshold_sentence(result: Any) -> str:
             float(model_value) == float(threshold):
         return f"Threshold {value}, a fixed value: the model's default."
     return f"Threshold {value}, a fixed value."
+
+
+def screen_sentence(result: Any) -> str:
+    """What the model's screen did (``info["screen"]``; empty when no screen was used)."""
+    info = dict(getattr(result, "info", None) or {})
+    screen = info.get("screen")
+    if not isinstance(screen, dict):
+        return ""
+    inverted = (info.get("auto_threshold") or {}).get("inverted_screen") or {}
+    share = f"{100 * float(screen.get('scored', 1.0)):.3g} %"
+    if inverted:
+        share += f" (and {100 * float(inverted.get('scored', 1.0)):.3g} % of the inverted recording's)"
+    audit = 100 * float(screen.get("audit_fraction", 0.01))
+    text = (f"The model scored {share} of the windows: a small network distilled from it (its screen) chose "
+            f"them, every window it could score above 0.85 and a random {audit:.3g} % of the rest as a check; "
+            "the rest lie below 0.5 in the prediction trace.")
+    if screen.get("fallback") or inverted.get("fallback"):
+        text += (" On this recording the check found a window the screen had missed, so every window was "
+                 "scored.")
+    return text + " predict_mode 'full' scores every window."
 
 
 def threshold_phrase(result: Any) -> str:
