@@ -251,7 +251,8 @@ class Prediction:
         other score is 0, not interpolated. None: the whole recording.
     screen : dict or None
         What the model's screen did (:mod:`.screen`; fast mode of a model that has one):
-        ``threshold``, ``kept`` (share of the windows the model scored), ``audited``,
+        ``threshold``, ``kept`` (share of the windows the screen kept), ``scored`` (share
+        the model scored: kept, flood fill and audit), ``audit_fraction``, ``audited``,
         ``audit_misses`` and ``fallback`` (True: the audit found a window the screen missed,
         so every window was scored). None: no screen was used.
     """
@@ -725,13 +726,16 @@ def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, 
     scores = np.zeros(n, dtype=np.float32)
     evaluated = np.zeros(n, dtype=bool)
     first = np.union1d(np.flatnonzero(keep), audit).astype(np.int64)
-    segment = _SEGMENT_WINDOWS
-    total = max(1, first.size)
-    for s0 in range(0, first.size, segment):
-        part = first[s0:s0 + segment]
-        score(part, scores)
-        evaluated[part] = True
-        done(int(n_bar * min(1.0, (s0 + part.size) / total)) if s0 + part.size < first.size else n_bar - 1)
+
+    def run(idx: np.ndarray, report: bool = False) -> None:  # score idx in segments
+        for s0 in range(0, idx.size, _SEGMENT_WINDOWS):
+            part = idx[s0:s0 + _SEGMENT_WINDOWS]
+            score(part, scores)
+            evaluated[part] = True
+            if report:  # the bar walks over the first (largest) part of the work
+                done(min(n_bar - 1, int(n_bar * (s0 + part.size) / idx.size)))
+
+    run(first, report=True)
     # flood fill: every window within FILL_REACH of a scored one above FLOOD_ABOVE is scored
     # too, and so on from those, so each stretch of the prediction above FLOOD_ABOVE that the
     # screen kept a window of is scored whole (the locator's max filter spans 5 windows; a
@@ -743,16 +747,10 @@ def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, 
         nb = np.unique((hot[:, None] + reach).ravel())
         nb = nb[(nb >= 0) & (nb < n)]
         todo = nb[pool[nb] & ~evaluated[nb]]
-        if todo.size:
-            score(todo, scores)
-            evaluated[todo] = True
+        run(todo)
     misses = int(np.count_nonzero(scores[audit] > EXACT_ABOVE))
     if misses:  # the screen is not to be trusted here: the full pass
-        rest = np.flatnonzero(pool & ~evaluated)
-        for s0 in range(0, rest.size, segment):
-            part = rest[s0:s0 + segment]
-            score(part, scores)
-            evaluated[part] = True
+        run(np.flatnonzero(pool & ~evaluated))
     left = pool & ~evaluated
     scores[left] = np.minimum(rough[left], FILL_CAP)
     done(n_bar)
