@@ -196,11 +196,11 @@ def screen_sentence(result: Any) -> str:
     if not isinstance(screen, dict):
         return ""
     inverted = (info.get("auto_threshold") or {}).get("inverted_screen") or {}
-    share = f"{100 * float(screen.get('scored', 1.0)):.3g} %"
+    share = f"{100 * float(screen.get('scored', 1.0)):.3g} % of the windows"
     if inverted:
-        share += f" (and {100 * float(inverted.get('scored', 1.0)):.3g} % of the inverted recording's)"
+        share += f" ({100 * float(inverted.get('scored', 1.0)):.3g} % of the inverted recording's)"
     audit = 100 * float(screen.get("audit_fraction", 0.01))
-    text = (f"The model scored {share} of the windows: a small network distilled from it (its screen) chose "
+    text = (f"The model scored {share}: a small network distilled from it (its screen) chose "
             f"them, every window it could score above 0.85 and a random {audit:.3g} % of the rest as a check; "
             "the rest lie below 0.5 in the prediction trace.")
     if screen.get("fallback") or inverted.get("fallback"):
