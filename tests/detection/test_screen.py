@@ -125,3 +125,29 @@ def test_audit_and_dilate_helpers():
     a = audit_windows(mask, 0.25, seed=1)
     assert a.size == 5 and 5 not in a and np.all(np.diff(a) > 0)
     assert np.array_equal(a, audit_windows(mask, 0.25, seed=1))
+
+
+def test_flood_fill_scores_each_touched_stretch_whole():
+    from minidet.detection.screen import FILL_REACH, flood_fill
+
+    teacher = np.full(200, 0.1, dtype=np.float32)
+    teacher[20:40] = 0.9  # a stretch the seed touches
+    teacher[40 + FILL_REACH - 1:50] = 0.6  # joined to it across a gap shorter than the reach
+    teacher[120:130] = 0.95  # a stretch no seed touches
+    evaluated = np.zeros(200, bool)
+    scores = np.zeros(200, dtype=np.float32)
+
+    def run(idx):
+        scores[idx] = teacher[idx]
+        evaluated[idx] = True
+
+    run(np.array([25]))
+    flood_fill(np.array([25]), scores, evaluated, run)
+    assert evaluated[20 - FILL_REACH:50 + FILL_REACH].all()
+    assert not evaluated[:20 - FILL_REACH].any() and not evaluated[50 + FILL_REACH:].any()
+    pool = np.ones(200, bool)
+    pool[30:] = False  # the pool limits what it adds
+    evaluated[:] = False
+    run(np.array([25]))
+    flood_fill(np.array([25]), scores, evaluated, run, pool)
+    assert evaluated[20 - FILL_REACH:30].all() and not evaluated[30:].any()

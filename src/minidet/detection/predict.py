@@ -253,8 +253,9 @@ class Prediction:
         What the model's screen did (:mod:`.screen`; fast mode of a model that has one):
         ``threshold``, ``kept`` (share of the windows the screen kept), ``scored`` (share
         the model scored: kept, flood fill and audit), ``audit_fraction``, ``audited``,
-        ``audit_misses`` and ``fallback`` (True: the audit found a window the screen missed,
-        so every window was scored). None: no screen was used.
+        ``audit_misses`` (audited windows, outside what the kept windows' flood fill
+        reached, that scored above 0.85) and ``fallback`` (True: there was one, so every
+        window was scored). None: no screen was used.
     """
 
     scores: np.ndarray
@@ -700,11 +701,11 @@ def span_windows(spans: Any, step: float, n_windows: int) -> np.ndarray:
 def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, chosen: np.ndarray | None,
               n: int, score: Any, done: Any, n_bar: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fast mode with a screen (:mod:`.screen`): the screen scores the windows (all, or
-    ``chosen``), the model those it keeps plus an audit sample and, from every window it
-    scores above :data:`~.screen.EXACT_ABOVE`, its neighbours until its scores fall below it;
-    all of them if the audit finds a window above :data:`~.screen.EXACT_ABOVE` that the
-    screen left out."""
-    from .screen import EXACT_ABOVE, FILL_CAP, FILL_REACH, FLOOD_ABOVE, audit_windows, dilate
+    ``chosen``); the model scores those it keeps and, by :func:`~.screen.flood_fill`, every
+    stretch above :data:`~.screen.FLOOD_ABOVE` they touch; then an audit sample of the rest,
+    and all of them if an audited window scores above :data:`~.screen.EXACT_ABOVE` (a
+    stretch the screen missed)."""
+    from .screen import EXACT_ABOVE, FILL_CAP, audit_windows, dilate, flood_fill
 
     st = screen.settings
     pool = np.ones(n, dtype=bool) if chosen is None else np.zeros(n, dtype=bool)
@@ -722,10 +723,9 @@ def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, 
     finally:
         torch.set_num_threads(before)
     keep = dilate(rough > st.threshold, st.dilation) & pool
-    audit = audit_windows(keep | ~pool, st.audit_fraction, seed=n)
     scores = np.zeros(n, dtype=np.float32)
     evaluated = np.zeros(n, dtype=bool)
-    first = np.union1d(np.flatnonzero(keep), audit).astype(np.int64)
+    first = np.flatnonzero(keep).astype(np.int64)
 
     def run(idx: np.ndarray, report: bool = False) -> None:  # score idx in segments
         for s0 in range(0, idx.size, _SEGMENT_WINDOWS):
@@ -736,21 +736,18 @@ def _screened(screen: Any, source: _WindowSource, plan: _Plan, noise_sd: float, 
                 done(min(n_bar - 1, int(n_bar * (s0 + part.size) / idx.size)))
 
     run(first, report=True)
-    # flood fill: every window within FILL_REACH of a scored one above FLOOD_ABOVE is scored
-    # too, and so on from those, so each stretch of the prediction above FLOOD_ABOVE that the
-    # screen kept a window of is scored whole (the locator's max filter spans 5 windows; a
-    # stretch cut short would split one prediction peak into two)
-    reach = np.arange(-FILL_REACH, FILL_REACH + 1)
-    todo = first
-    while todo.size:
-        hot = todo[scores[todo] > FLOOD_ABOVE]
-        nb = np.unique((hot[:, None] + reach).ravel())
-        nb = nb[(nb >= 0) & (nb < n)]
-        todo = nb[pool[nb] & ~evaluated[nb]]
-        run(todo)
+    # every stretch of the prediction above FLOOD_ABOVE that holds a kept window is scored
+    # whole (the locator's max filter spans 5 windows; a stretch cut short would split one
+    # prediction peak into two, and threshold="auto" counts peaks from FLOOD_ABOVE up)
+    flood_fill(first, scores, evaluated, run, pool)
+    # the audit: windows the flood did not reach; one above EXACT_ABOVE is a stretch missed
+    audit = audit_windows(evaluated | ~pool, st.audit_fraction, seed=n)
+    run(audit)
     misses = int(np.count_nonzero(scores[audit] > EXACT_ABOVE))
     if misses:  # the screen is not to be trusted here: the full pass
         run(np.flatnonzero(pool & ~evaluated))
+    else:  # audited stretches above FLOOD_ABOVE (below EXACT_ABOVE) are scored whole too
+        flood_fill(audit, scores, evaluated, run, pool)
     left = pool & ~evaluated
     scores[left] = np.minimum(rough[left], FILL_CAP)
     done(n_bar)

@@ -8,16 +8,19 @@ once over the whole trace, about thirty times cheaper than scoring every window,
 for every window "could the model score this above :data:`EXACT_ABOVE`?". The model itself
 then scores
 
-- every window whose screen score exceeds the screen's ``threshold`` (calibrated on held-out
-  simulated recordings so that no window the model scores above :data:`EXACT_ABOVE` is
-  left out, see the script), and ``dilation`` windows either side of each; from every one
-  of them the model scores above :data:`FLOOD_ABOVE` (0.5), the :data:`FILL_REACH` windows
-  either side, and so on from those (a flood fill: a stretch of the prediction above 0.5
-  that the screen kept a window of is scored whole, never cut short, which would split one
-  prediction peak into two; the locator's max filter spans 5 windows);
-- an *audit*: a seeded random ``audit_fraction`` of the other windows. If any audited window
-  scores above :data:`EXACT_ABOVE`, the screen is not to be trusted on this recording (noise it
-  never saw, say) and every remaining window is scored: the result is then the full pass.
+- every window whose screen score exceeds the screen's ``threshold``, and ``dilation``
+  windows either side of each; from every one of them the model scores above
+  :data:`FLOOD_ABOVE` (0.5), the :data:`FILL_REACH` windows either side, and so on from those
+  (:func:`flood_fill`: a stretch of the prediction above 0.5 that the screen kept a window
+  of is scored whole, never cut short, which would split one prediction peak into two; the
+  locator's max filter spans 5 windows). The threshold and dilation are calibrated on
+  held-out simulated recordings by replaying this with the teacher's scores: after the
+  flood fill no window the model scores above :data:`EXACT_ABOVE` is left unscored (see
+  the script); a stretch needs one kept window, not all of them;
+- an *audit*: a seeded random ``audit_fraction`` of the windows the flood fill did not
+  reach. If any audited window scores above :data:`EXACT_ABOVE`, the screen missed a
+  stretch and is not to be trusted on this recording (noise it never saw, say), and every
+  remaining window is scored: the result is then the full pass.
 
 Windows the model did not score get the screen's probability capped at :data:`FILL_CAP`
 (below 0.5, the lowest threshold of ``threshold="auto"``), so they never form a prediction
@@ -53,7 +56,7 @@ from torch import nn
 from ..errors import ModelFileError
 
 __all__ = ["EXACT_ABOVE", "FILL_CAP", "FILL_REACH", "FLOOD_ABOVE", "SCREEN_SUFFIX", "Screen", "ScreenNet", "ScreenSettings", "load_screen", "save_screen",
-           "screen_file", "screen_input"]
+           "flood_fill", "screen_file", "screen_input"]
 
 #: windows the model would score above this are always scored by the model itself
 EXACT_ABOVE = 0.85
@@ -217,6 +220,27 @@ def audit_windows(candidates: np.ndarray, fraction: float, seed: int) -> np.ndar
     k = min(rest.size, max(1, int(math.ceil(fraction * rest.size))))
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(rest, size=k, replace=False)).astype(np.int64)
+
+
+def flood_fill(seeds: np.ndarray, scores: np.ndarray, evaluated: np.ndarray, run: Any,
+               pool: np.ndarray | None = None) -> None:
+    """Grow the scored set from the scored windows ``seeds``: every window within
+    :data:`FILL_REACH` of one scoring above :data:`FLOOD_ABOVE` is scored too (``run(idx)``
+    scores the windows ``idx``, filling ``scores`` and ``evaluated``), and so on from those,
+    so each stretch of the prediction above :data:`FLOOD_ABOVE` that holds one scored window
+    is scored whole. ``pool`` (a boolean mask) limits the windows it may add. The runtime
+    (:func:`minidet.detection.predict`) and the screen's calibration
+    (``scripts/train_screen.py``) share it."""
+    n = scores.size
+    reach = np.arange(-FILL_REACH, FILL_REACH + 1)
+    todo = np.asarray(seeds, dtype=np.int64)
+    while todo.size:
+        hot = todo[scores[todo] > FLOOD_ABOVE]
+        nb = np.unique((hot[:, None] + reach).ravel())
+        nb = nb[(nb >= 0) & (nb < n)]
+        todo = nb[~evaluated[nb]] if pool is None else nb[pool[nb] & ~evaluated[nb]]
+        if todo.size:
+            run(todo)
 
 
 def dilate(mask: np.ndarray, by: int) -> np.ndarray:
