@@ -201,10 +201,11 @@ def screen_sentence(result: Any) -> str:
         share += f" ({100 * float(inverted.get('scored', 1.0)):.3g} % of the inverted recording's)"
     audit = 100 * float(screen.get("audit_fraction", 0.01))
     text = (f"The model scored {share}: a small network distilled from it (its screen) chose "
-            f"them, every window it could score above 0.85 and a random {audit:.3g} % of the rest as a check; "
+            f"them: every stretch of the prediction it could take above 0.85, scored whole down to 0.5, "
+            f"and a random {audit:.3g} % of the rest as a check; "
             "the rest lie below 0.5 in the prediction trace.")
     if screen.get("fallback") or inverted.get("fallback"):
-        text += (" On this recording the check found a window the screen had missed, so every window was "
+        text += (" On this recording the check found a stretch the screen had missed, so every window was "
                  "scored.")
     return text + " predict_mode 'full' scores every window."
 
