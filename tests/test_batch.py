@@ -330,7 +330,9 @@ def test_local_workers_then_ctrl_c_then_the_next_run_carries_on(data, serial, tm
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        while not list(out.glob("recordings/*/_done.json")) and proc.poll() is None:
+        # a finished folder, not one still being written (hidden ``.NAME.tmp-*``, renamed last)
+        while (not [m for m in out.glob("recordings/*/_done.json") if not m.parent.name.startswith(".")]
+               and proc.poll() is None):
             assert time.monotonic() < deadline, "no recording finished in time"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
