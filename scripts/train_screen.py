@@ -226,13 +226,12 @@ def calibrate(out: str, holdout: int, dest: str, safety: float) -> None:
         raise SystemExit(f"no screen threshold leaves every window above {EXACT_ABOVE} scored; train longer")
     _, found, dilation = best
     thr = found * safety
-    share, missed, need = replay(thr, dilation)
+    share = replay(thr, dilation)[0]
     print(f"stored threshold {thr:g}, dilation {dilation}: {share:.1%} of the held-out windows scored")
     calib = (f"{len(val) // 2} held-out simulated recordings (default model's training recipe, 20-50 kHz): "
              f"after the flood fill no window above {EXACT_ABOVE} unscored at {found:g} (dilation {dilation}); "
              f"stored {thr:g} (x{safety:g}), {share:.1%} of their windows scored")
-    settings = dataclasses.replace(settings, dilation=int(dilation))
-    settings = dataclasses.replace(settings, threshold=float(thr), calibration=calib)
+    settings = dataclasses.replace(settings, threshold=float(thr), dilation=int(dilation), calibration=calib)
     save_screen(dest, net, settings)
     print(f"wrote {dest}: {calib}")
 

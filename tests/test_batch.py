@@ -320,6 +320,12 @@ def test_resolve_workers_fits_the_cores():
 
 
 # ----------------------------------------------------------------------------- local workers
+def _finished(out) -> list:
+    """Markers of the finished result folders under ``out``, not of one still being written
+    (a hidden ``.NAME.tmp-*`` folder gets its marker last and is then renamed into place)."""
+    return [m for m in out.glob("recordings/*/_done.json") if not m.parent.name.startswith(".")]
+
+
 def test_local_workers_then_ctrl_c_then_the_next_run_carries_on(data, serial, tmp_path):
     """Two worker processes (as `minidet batch --workers 2`) interrupted by Ctrl-C once a
     recording is done: no half-written result, and the next run keeps what they finished
@@ -330,9 +336,7 @@ def test_local_workers_then_ctrl_c_then_the_next_run_carries_on(data, serial, tm
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        # a finished folder, not one still being written (hidden ``.NAME.tmp-*``, renamed last)
-        while (not [m for m in out.glob("recordings/*/_done.json") if not m.parent.name.startswith(".")]
-               and proc.poll() is None):
+        while not _finished(out) and proc.poll() is None:
             assert time.monotonic() < deadline, "no recording finished in time"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -392,7 +396,7 @@ def test_a_worker_killed_mid_batch_loses_no_recording(data, serial, cluster, tmp
         victim = None
         while victim is None and thread.is_alive():
             assert time.monotonic() < deadline, "no recording finished in time"
-            if list(out.glob("recordings/*/_done.json")):
+            if _finished(out):
                 busy = [w for w, keys in client.processing().items() if keys]
                 victim = busy[0] if busy else None
             time.sleep(0.05)

@@ -4,7 +4,7 @@ The default model (gc-robust) scores noise-scaled windows, and on pure noise its
 neither small nor smooth (median about 0.27), so the fast mode of :mod:`.predict` (built for
 min-max models, whose scores on noise are ~1e-4) skips almost nothing. A *screen* is a small
 fully-convolutional network distilled from that model (``scripts/train_screen.py``): it runs
-once over the whole trace, about thirty times cheaper than scoring every window, and answers
+once over the whole trace, about forty times cheaper than scoring every window, and answers
 for every window "could the model score this above :data:`EXACT_ABOVE`?". The model itself
 then scores
 
